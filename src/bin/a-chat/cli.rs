@@ -1,0 +1,78 @@
+//! The command line: subcommands, options and their defaults.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// A chat server that holds tens of thousands of connections on one thread.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log more (repeatable): -v logs every routed line's handling at debug level.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Log less (repeatable): -q keeps warnings and errors only.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub quiet: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the chat server.
+    Server(ServerArgs),
+    /// Chat from the terminal: standard input to the server, its lines to standard output.
+    Client {
+        /// The server's address.
+        #[arg(default_value = "127.0.0.1:8080")]
+        addr: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Address to listen on (repeatable; IPv4 or IPv6, e.g. [::1]:8080; port 0 picks one).
+    #[arg(long = "listen", value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: Vec<SocketAddr>,
+    /// Longest accepted line in bytes, without its terminator.
+    #[arg(long, value_name = "BYTES", default_value_t = 8192)]
+    pub max_line: usize,
+    /// Most bytes that may wait for one peer before it is disconnected as a slow consumer.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    pub max_queue: usize,
+    /// Most concurrent connections [default: the open-file limit less a small reserve].
+    #[arg(long, value_name = "N")]
+    pub max_conns: Option<usize>,
+    /// Seconds a new connection has to send a valid name.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    pub login_timeout: Duration,
+    /// Seconds a graceful shutdown waits for slow peers.
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
+    pub shutdown_timeout: Duration,
+}
+
+/// Seconds, whole or fractional (`0.5`).
+fn parse_secs(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text.parse().map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("`{text}` is not a valid duration"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn seconds_parse() {
+        assert_eq!(parse_secs("0.25"), Ok(Duration::from_millis(250)));
+        assert!(parse_secs("-1").is_err());
+        assert!(parse_secs("soon").is_err());
+    }
+}

@@ -1,0 +1,113 @@
+//! Routing: one parsed `DESTS: TEXT` line from one peer into its receivers' outbound queues.
+
+use std::collections::HashSet;
+use std::rc::Rc;
+
+use crate::chat::{Chat, Transport};
+use crate::parse::Message;
+use crate::peer::Phase;
+
+impl<T: Transport> Chat<T> {
+    /// Routes `message` from the logged-in peer `sender`.
+    ///
+    /// For each distinct destination, in the order first named: a connected peer (the sender
+    /// included) is queued `from NAME: TEXT`, formatted once and shared by every receiver; an
+    /// unknown one gets the sender `error: no such peer: DEST`. A receiver whose queue would
+    /// overflow is disconnected as a slow consumer; the other receivers are not affected.
+    pub(crate) fn route(&mut self, sender: usize, message: Message<'_>) {
+        self.route_count += 1;
+        let stamp = self.route_count;
+        let Some(name) = self.peers[sender].name.clone() else {
+            return;
+        };
+        let mut shared: Option<Rc<[u8]>> = None;
+        let mut unknown = UnknownNames::default();
+        for dest in message.destinations() {
+            if self.peers[sender].phase != Phase::Chatting {
+                // The sender itself was disconnected as a slow consumer by its own notices.
+                return;
+            }
+            let Some(&key) = self.directory.get(dest) else {
+                if unknown.insert(dest) {
+                    self.stats.unknown_destinations += 1;
+                    self.queue_text(sender, &format!("error: no such peer: {dest}\n"));
+                }
+                continue;
+            };
+            let receiver = &mut self.peers[key];
+            if receiver.last_route == stamp {
+                continue;
+            }
+            receiver.last_route = stamp;
+            let bytes = shared
+                .get_or_insert_with(|| format_message(&name, message.text))
+                .clone();
+            if self.queue(key, bytes) {
+                self.stats.messages_routed += 1;
+            }
+        }
+    }
+}
+
+/// `from NAME: TEXT\n`, in one allocation (the chained slices have an exact length, so the
+/// `Rc` slice is allocated once and filled in place).
+fn format_message(name: &str, text: &str) -> Rc<[u8]> {
+    b"from "
+        .iter()
+        .chain(name.as_bytes())
+        .chain(b": ")
+        .chain(text.as_bytes())
+        .chain(b"\n")
+        .copied()
+        .collect()
+}
+
+/// The unknown destinations already answered in one line: a short list, or a set once the list
+/// would make the check quadratic (a line may name thousands of destinations).
+#[derive(Default)]
+struct UnknownNames<'a> {
+    list: Vec<&'a str>,
+    set: HashSet<&'a str>,
+}
+
+impl<'a> UnknownNames<'a> {
+    const LIST_MAX: usize = 16;
+
+    /// Whether `name` is new.
+    fn insert(&mut self, name: &'a str) -> bool {
+        if self.list.len() < Self::LIST_MAX {
+            if self.list.contains(&name) {
+                return false;
+            }
+            self.list.push(name);
+            return true;
+        }
+        if self.set.is_empty() {
+            self.set.extend(self.list.iter().copied());
+        }
+        self.set.insert(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_format() {
+        assert_eq!(&*format_message("alice", "hi there"), b"from alice: hi there\n");
+        assert_eq!(&*format_message("bob", ""), b"from bob: \n");
+    }
+
+    #[test]
+    fn unknown_names_stay_distinct_past_the_list() {
+        let names: Vec<String> = (0..100).map(|i| format!("n{i}")).collect();
+        let mut unknown = UnknownNames::default();
+        for name in &names {
+            assert!(unknown.insert(name));
+        }
+        for name in &names {
+            assert!(!unknown.insert(name));
+        }
+    }
+}

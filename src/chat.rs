@@ -1,0 +1,499 @@
+//! The IO-free chat core: every connection's state, the name directory, timers and shutdown.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::io::{self, Read, Write};
+use std::rc::Rc;
+use std::time::Instant;
+
+use log::{info, warn};
+use slab::Slab;
+
+use crate::config::Config;
+use crate::outbox::Outbox;
+use crate::parse::{LineError, parse_message, parse_name};
+use crate::peer::{CloseReason, Peer, Phase, ReadMode};
+use crate::stats::Stats;
+
+/// The bytes of one read call, shared by every connection.
+const SCRATCH_LEN: usize = 64 * 1024;
+
+/// What a connection needs from its transport: a byte pipe that can shut its write side.
+///
+/// The server implements it over a `mio` TCP stream; tests and fuzzers over memory. Reads and
+/// writes are non-blocking: `WouldBlock` means "nothing now".
+pub trait Transport: Read + Write {
+    /// Shuts the write side (the peer reads end of stream once it has read everything).
+    fn shutdown_write(&mut self) -> io::Result<()>;
+}
+
+/// The result of [`Chat::on_readable`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadOutcome {
+    /// Nothing more to read now (`WouldBlock`), or the connection does not read any more.
+    Drained,
+    /// The budget ran out before `WouldBlock`: call again later, the readiness edge is spent.
+    BudgetSpent,
+}
+
+/// The chat server without IO: connections, the directory of names, routing, timers and the
+/// shutdown sequence. It never opens a socket or reads a clock; `now` comes from the caller.
+///
+/// Call order, for a driver: [`Chat::accept`] a transport; call [`Chat::on_readable`] and
+/// [`Chat::on_writable`] when it is ready; at the end of each batch of events, flush with
+/// [`Chat::pop_dirty`] and [`Chat::on_writable`], run [`Chat::handle_timeouts`], then
+/// [`Chat::reap`] the closed connections.
+#[derive(Debug)]
+pub struct Chat<T> {
+    pub(crate) config: Config,
+    pub(crate) peers: Slab<Peer<T>>,
+    /// Invariant: maps exactly the names of the peers in `Phase::Chatting` to their keys.
+    pub(crate) directory: HashMap<Rc<str>, usize>,
+    /// Connections logging in or logged in (not closing).
+    active: usize,
+    /// Deadlines by time; an entry whose peer has moved on is skipped when it comes up.
+    timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    next_generation: u64,
+    /// Keys that may have bytes to write or a close to carry on (see `Peer::dirty`).
+    dirty: Vec<usize>,
+    /// Keys in `Phase::Closed`, waiting for [`Chat::reap`].
+    closed: Vec<usize>,
+    pub(crate) route_count: u64,
+    pub(crate) stats: Stats,
+    shutting_down: bool,
+    /// The notices without arguments, allocated once.
+    notices: [Rc<[u8]>; LineError::ALL.len()],
+    scratch: Vec<u8>,
+}
+
+impl<T: Transport> Chat<T> {
+    /// An empty core with the given limits.
+    pub fn new(config: Config) -> Self {
+        Chat {
+            config,
+            peers: Slab::new(),
+            directory: HashMap::new(),
+            active: 0,
+            timers: BinaryHeap::new(),
+            next_generation: 0,
+            dirty: Vec::new(),
+            closed: Vec::new(),
+            route_count: 0,
+            stats: Stats::default(),
+            shutting_down: false,
+            notices: LineError::ALL.map(|error| Rc::from(error.notice().as_bytes())),
+            scratch: vec![0; SCRATCH_LEN],
+        }
+    }
+
+    /// Takes a new connection and returns its key. Past `max_conns` (or during shutdown) it is
+    /// answered `error: server full` and closed.
+    pub fn accept(&mut self, io: T, now: Instant) -> usize {
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        let deadline = now + self.config.login_timeout;
+        let key = self.peers.insert(Peer {
+            io,
+            phase: Phase::AwaitingName { deadline },
+            name: None,
+            framer: Default::default(),
+            outbox: Outbox::new(),
+            generation,
+            last_route: 0,
+            dirty: false,
+        });
+        self.active += 1;
+        if self.active > self.config.max_conns || self.shutting_down {
+            self.queue_text(key, "error: server full\n");
+            self.begin_close(key, CloseReason::ServerFull, now);
+        } else {
+            self.timers.push(Reverse((deadline, key, generation)));
+        }
+        key
+    }
+
+    /// Reads from `key` until `WouldBlock`, or until `budget` bytes were read, handling every
+    /// complete line. Lines routed to other peers are queued for them; flush at the batch's end.
+    pub fn on_readable(&mut self, key: usize, budget: usize, now: Instant) -> ReadOutcome {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut total = 0;
+        let outcome = loop {
+            let Some(peer) = self.peers.get_mut(key) else {
+                break ReadOutcome::Drained;
+            };
+            let mode = peer.phase.read_mode();
+            if mode == ReadMode::Stop {
+                break ReadOutcome::Drained;
+            }
+            if total >= budget {
+                break ReadOutcome::BudgetSpent;
+            }
+            match peer.io.read(&mut scratch) {
+                Ok(0) => {
+                    self.on_end_of_input(key, now);
+                    break ReadOutcome::Drained;
+                }
+                Ok(n) => {
+                    total += n;
+                    if mode == ReadMode::Process {
+                        self.on_bytes(key, &scratch[..n], now);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break ReadOutcome::Drained,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.close_now(key, CloseReason::Io(e.kind()));
+                    break ReadOutcome::Drained;
+                }
+            }
+        };
+        self.scratch = scratch;
+        outcome
+    }
+
+    /// Writes what is queued for `key` until `WouldBlock` or empty; once a closing connection's
+    /// queue is empty, shuts its write side and starts reading and dropping its input.
+    pub fn on_writable(&mut self, key: usize, now: Instant) {
+        let Some(peer) = self.peers.get_mut(key) else {
+            return;
+        };
+        if matches!(peer.phase, Phase::Closed { .. }) {
+            return;
+        }
+        while !peer.outbox.is_empty() {
+            let before = peer.outbox.queued();
+            match peer.outbox.write_to(&mut peer.io) {
+                Ok(0) => {
+                    self.close_now(key, CloseReason::Io(io::ErrorKind::WriteZero));
+                    return;
+                }
+                Ok(_) => self.stats.bytes_queued -= before - peer.outbox.queued(),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.close_now(key, CloseReason::Io(e.kind()));
+                    return;
+                }
+            }
+        }
+        if let Phase::Closing {
+            reason,
+            input_ended,
+            ..
+        } = &peer.phase
+        {
+            let (reason, input_ended) = (reason.clone(), *input_ended);
+            if let Err(e) = peer.io.shutdown_write() {
+                self.close_now(key, CloseReason::Io(e.kind()));
+            } else if input_ended {
+                self.close_now(key, reason);
+            } else {
+                let deadline = self.close_deadline(now, self.config.linger);
+                self.set_deadline_phase(key, Phase::Lingering { reason, deadline });
+                self.on_readable(key, usize::MAX, now);
+            }
+        }
+    }
+
+    /// Whether `key` has bytes waiting to be written (the driver asks for writability then).
+    pub fn wants_write(&self, key: usize) -> bool {
+        self.peers
+            .get(key)
+            .is_some_and(|peer| !peer.outbox.is_empty() && !matches!(peer.phase, Phase::Closed { .. }))
+    }
+
+    /// The next connection that may have something to write or a close to carry on: call
+    /// [`Chat::on_writable`] for it. Call until `None` at the end of every batch of events.
+    pub fn pop_dirty(&mut self) -> Option<usize> {
+        while let Some(key) = self.dirty.pop() {
+            if let Some(peer) = self.peers.get_mut(key)
+                && std::mem::take(&mut peer.dirty)
+            {
+                return Some(key);
+            }
+        }
+        None
+    }
+
+    /// Closes what timed out: logins, lingering closes.
+    pub fn handle_timeouts(&mut self, now: Instant) {
+        while let Some(&Reverse((at, key, generation))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(peer) = self.peers.get(key) else {
+                continue;
+            };
+            if peer.generation != generation || peer.phase.deadline() != Some(at) {
+                continue;
+            }
+            match &peer.phase {
+                Phase::AwaitingName { .. } => {
+                    self.queue_text(key, "error: login timeout\n");
+                    self.begin_close(key, CloseReason::LoginTimeout, now);
+                }
+                Phase::Closing { reason, .. } | Phase::Lingering { reason, .. } => {
+                    let reason = match reason {
+                        CloseReason::PeerClosed => CloseReason::TimedOut,
+                        other => other.clone(),
+                    };
+                    self.close_now(key, reason);
+                }
+                Phase::Chatting | Phase::Closed { .. } => {}
+            }
+        }
+    }
+
+    /// The earliest time at which [`Chat::handle_timeouts`] has something to do (it may find
+    /// that the connection has moved on meanwhile).
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((at, _, _))| *at)
+    }
+
+    /// Starts a graceful shutdown: reads what already arrived on every connection and routes
+    /// its complete lines, then stops reading; queues are flushed as usual, each connection's
+    /// write side is shut once its queue is empty, and it is closed when the peer closes.
+    pub fn begin_shutdown(&mut self, now: Instant) {
+        if self.shutting_down {
+            return;
+        }
+        self.shutting_down = true;
+        let keys: Vec<usize> = self.peers.iter().map(|(key, _)| key).collect();
+        for &key in &keys {
+            if self.peers[key].phase.read_mode() == ReadMode::Process {
+                self.on_readable(key, usize::MAX, now);
+            }
+        }
+        for key in keys {
+            if self.peers[key].phase.is_active() {
+                self.begin_close(key, CloseReason::Shutdown, now);
+            }
+        }
+    }
+
+    /// Closes every connection at once, dropping what is still queued (counted in
+    /// [`Stats::bytes_unsent_at_shutdown`] during a shutdown).
+    pub fn force_close_all(&mut self) {
+        let keys: Vec<usize> = self.peers.iter().map(|(key, _)| key).collect();
+        for key in keys {
+            self.close_now(key, CloseReason::Forced);
+        }
+    }
+
+    /// Whether a shutdown was begun.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down
+    }
+
+    /// Whether no connection is left.
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+    }
+
+    /// Removes the closed connections, handing each transport to `release` (to deregister
+    /// and drop it). Logs one disconnect line per connection.
+    pub fn reap(&mut self, mut release: impl FnMut(usize, T)) {
+        for key in std::mem::take(&mut self.closed) {
+            let peer = self.peers.remove(key);
+            if let Phase::Closed { reason } = &peer.phase {
+                match &peer.name {
+                    Some(name) => info!("#{key} {name} disconnected: {reason}"),
+                    None => info!("#{key} disconnected: {reason}"),
+                }
+            }
+            release(key, peer.io);
+        }
+        if self.peers.is_empty() {
+            // Give back the table's memory after a burst of connections.
+            self.peers.shrink_to_fit();
+        }
+    }
+
+    /// The transport of `key`, if it is still there.
+    pub fn transport_mut(&mut self, key: usize) -> Option<&mut T> {
+        self.peers.get_mut(key).map(|peer| &mut peer.io)
+    }
+
+    /// The counters now.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            connections_open: self.peers.len(),
+            peers_logged_in: self.directory.len(),
+            ..self.stats
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Frames `bytes` from `key` and handles each complete line.
+    fn on_bytes(&mut self, key: usize, bytes: &[u8], now: Instant) {
+        let max_line = self.config.max_line;
+        let mut framer = std::mem::take(&mut self.peers[key].framer);
+        let result = framer.feed(bytes, max_line, |line| self.on_line(key, line, now));
+        let Some(peer) = self.peers.get_mut(key) else {
+            return;
+        };
+        peer.framer = framer;
+        if result.is_err() && peer.phase.read_mode() == ReadMode::Process {
+            self.reject(key, LineError::LineTooLong, now);
+        }
+    }
+
+    fn on_line(&mut self, key: usize, line: &[u8], now: Instant) {
+        match self.peers[key].phase {
+            Phase::AwaitingName { .. } => match parse_name(line) {
+                Ok(name) if self.directory.contains_key(name) => {
+                    self.reject(key, LineError::NameTaken, now)
+                }
+                Ok(name) => self.log_in(key, name),
+                Err(error) => self.reject(key, error, now),
+            },
+            Phase::Chatting => match parse_message(line) {
+                Ok(None) => {}
+                Ok(Some(message)) => self.route(key, message),
+                Err(error) => self.reject(key, error, now),
+            },
+            // Lines after a closing one are not looked at.
+            _ => {}
+        }
+    }
+
+    fn log_in(&mut self, key: usize, name: &str) {
+        let name: Rc<str> = Rc::from(name);
+        self.directory.insert(name.clone(), key);
+        let peer = &mut self.peers[key];
+        peer.phase = Phase::Chatting;
+        info!("#{key} logged in as {name}");
+        peer.name = Some(name);
+    }
+
+    /// Sends the notice for `error` to `key`, and closes the connection if the rule says so.
+    fn reject(&mut self, key: usize, error: LineError, now: Instant) {
+        self.stats.lines_rejected[error.index()] += 1;
+        let notice = self.notices[error.index()].clone();
+        if !self.queue(key, notice) {
+            return;
+        }
+        if error.closes_connection() {
+            self.begin_close(key, CloseReason::Rejected(error), now);
+        }
+    }
+
+    /// Queues a notice made of `text` for `key`.
+    pub(crate) fn queue_text(&mut self, key: usize, text: &str) -> bool {
+        self.queue(key, Rc::from(text.as_bytes()))
+    }
+
+    /// Queues `bytes` for `key`, or disconnects it as a slow consumer if its queue would exceed
+    /// `max_queue`. Returns whether it was queued.
+    pub(crate) fn queue(&mut self, key: usize, bytes: Rc<[u8]>) -> bool {
+        let peer = &mut self.peers[key];
+        if peer.outbox.queued() + bytes.len() > self.config.max_queue {
+            match &peer.name {
+                Some(name) => warn!("#{key} {name} is a slow consumer: disconnecting"),
+                None => warn!("#{key} is a slow consumer: disconnecting"),
+            }
+            self.stats.slow_consumers_evicted += 1;
+            self.close_now(key, CloseReason::SlowConsumer);
+            return false;
+        }
+        self.stats.bytes_queued += bytes.len();
+        peer.outbox.push(bytes);
+        self.mark_dirty(key);
+        true
+    }
+
+    fn mark_dirty(&mut self, key: usize) {
+        let peer = &mut self.peers[key];
+        if !peer.dirty {
+            peer.dirty = true;
+            self.dirty.push(key);
+        }
+    }
+
+    /// Leaves the logged-in or logging-in state: frees the name at once.
+    fn retire(&mut self, key: usize) {
+        let peer = &self.peers[key];
+        if !peer.phase.is_active() {
+            return;
+        }
+        self.active -= 1;
+        if peer.phase == Phase::Chatting
+            && let Some(name) = &peer.name
+        {
+            self.directory.remove(name);
+        }
+    }
+
+    /// Stops processing `key`'s input; its queue is flushed, then its write side shut.
+    fn begin_close(&mut self, key: usize, reason: CloseReason, now: Instant) {
+        self.retire(key);
+        let deadline = self.close_deadline(now, self.config.linger);
+        self.set_deadline_phase(
+            key,
+            Phase::Closing {
+                reason,
+                deadline,
+                input_ended: false,
+            },
+        );
+        self.mark_dirty(key);
+    }
+
+    /// The peer closed its side: it is logged out, and what is queued for it still goes out.
+    fn on_end_of_input(&mut self, key: usize, now: Instant) {
+        match &self.peers[key].phase {
+            Phase::AwaitingName { .. } | Phase::Chatting => {
+                self.retire(key);
+                let deadline = self.close_deadline(now, self.config.shutdown_timeout);
+                self.set_deadline_phase(
+                    key,
+                    Phase::Closing {
+                        reason: CloseReason::PeerClosed,
+                        deadline,
+                        input_ended: true,
+                    },
+                );
+                self.mark_dirty(key);
+            }
+            Phase::Lingering { reason, .. } => {
+                let reason = reason.clone();
+                self.close_now(key, reason);
+            }
+            Phase::Closing { .. } | Phase::Closed { .. } => {}
+        }
+    }
+
+    /// During a shutdown the host's deadline bounds every close; otherwise `after` from now.
+    fn close_deadline(&self, now: Instant, after: std::time::Duration) -> Option<Instant> {
+        (!self.shutting_down).then(|| now + after)
+    }
+
+    fn set_deadline_phase(&mut self, key: usize, phase: Phase) {
+        let peer = &mut self.peers[key];
+        if let Some(at) = phase.deadline() {
+            self.timers.push(Reverse((at, key, peer.generation)));
+        }
+        peer.phase = phase;
+    }
+
+    /// Closes `key` now, dropping what is queued for it.
+    pub(crate) fn close_now(&mut self, key: usize, reason: CloseReason) {
+        if matches!(self.peers[key].phase, Phase::Closed { .. }) {
+            return;
+        }
+        self.retire(key);
+        let peer = &mut self.peers[key];
+        let dropped = peer.outbox.clear();
+        self.stats.bytes_queued -= dropped;
+        if self.shutting_down {
+            self.stats.bytes_unsent_at_shutdown += dropped as u64;
+        }
+        peer.phase = Phase::Closed { reason };
+        self.closed.push(key);
+    }
+}

@@ -1,0 +1,68 @@
+//! The server's limits and timeouts, as one plain struct with the contract's defaults.
+
+use std::time::Duration;
+
+/// The options of `a-chat server`, as a value an embedding host can build directly.
+///
+/// ```
+/// use std::time::Duration;
+/// let config = a_chat::Config {
+///     max_line: 1024,
+///     login_timeout: Duration::from_secs(5),
+///     ..a_chat::Config::default()
+/// };
+/// assert_eq!(config.max_queue, 1 << 20);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The longest accepted line in bytes, without its terminator (`--max-line`).
+    pub max_line: usize,
+    /// The most bytes that may wait in one peer's outbound queue before the peer is
+    /// disconnected as a slow consumer (`--max-queue`).
+    pub max_queue: usize,
+    /// The most concurrent connections that are logging in or logged in (`--max-conns`).
+    /// One more is answered `error: server full` and closed.
+    pub max_conns: usize,
+    /// How long a new connection has to send a valid name (`--login-timeout`).
+    pub login_timeout: Duration,
+    /// How long a graceful shutdown waits for slow peers (`--shutdown-timeout`). Also how long
+    /// a peer that half-closed is given to read what is still queued for it.
+    pub shutdown_timeout: Duration,
+    /// How long a connection that the server closes on its own (after an `error:` notice, or
+    /// once its queue is flushed) waits for the peer to close before it is closed anyway.
+    pub linger: Duration,
+}
+
+impl Config {
+    /// The `--max-conns` default for a process whose open-file limit is `nofile`: the limit less
+    /// a reserve for the listeners, the poll, standard streams and connections being refused.
+    pub fn max_conns_for_nofile(nofile: u64) -> usize {
+        let reserve = (nofile / 4).min(64);
+        usize::try_from(nofile - reserve).unwrap_or(usize::MAX)
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_line: 8192,
+            max_queue: 1 << 20,
+            max_conns: 1024,
+            login_timeout: Duration::from_secs(10),
+            shutdown_timeout: Duration::from_secs(30),
+            linger: Duration::from_secs(2),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_conns_keeps_a_reserve() {
+        assert_eq!(Config::max_conns_for_nofile(20_000), 19_936);
+        assert_eq!(Config::max_conns_for_nofile(128), 96);
+        assert_eq!(Config::max_conns_for_nofile(0), 0);
+    }
+}

@@ -1,0 +1,199 @@
+//! One connection's outbound queue: shared message buffers, flushed with vectored writes.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Write};
+use std::rc::Rc;
+
+/// How many queued chunks one `write_vectored` call hands to the kernel at most.
+const MAX_SLICES: usize = 64;
+
+/// The bytes waiting to be written to one peer.
+///
+/// A message routed to many peers is one `Rc<[u8]>` that every receiver's outbox points to.
+/// An empty outbox owns no heap memory.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    /// Invariant: no chunk is empty; the deque has no capacity when it holds nothing.
+    chunks: VecDeque<Rc<[u8]>>,
+    /// How much of the front chunk is already written.
+    /// Invariant: less than the front chunk's length, and 0 when there is no chunk.
+    front_written: usize,
+    /// Invariant: the unwritten bytes of all chunks.
+    queued: usize,
+}
+
+impl Outbox {
+    /// An empty outbox.
+    pub const fn new() -> Self {
+        Outbox {
+            chunks: VecDeque::new(),
+            front_written: 0,
+            queued: 0,
+        }
+    }
+
+    /// The unwritten bytes.
+    pub fn queued(&self) -> usize {
+        self.queued
+    }
+
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.queued == 0
+    }
+
+    /// Queues `chunk` behind what is already queued.
+    pub fn push(&mut self, chunk: Rc<[u8]>) {
+        if chunk.is_empty() {
+            return;
+        }
+        self.queued += chunk.len();
+        self.chunks.push_back(chunk);
+    }
+
+    /// Writes as much as one `write_vectored` call takes; returns the bytes written.
+    ///
+    /// Errors, `WouldBlock` included, are the writer's and leave the outbox as it was.
+    pub fn write_to(&mut self, writer: &mut impl Write) -> io::Result<usize> {
+        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+        let mut count = 0;
+        for (slot, chunk) in slices.iter_mut().zip(&self.chunks) {
+            *slot = IoSlice::new(chunk);
+            count += 1;
+        }
+        if count == 0 {
+            return Ok(0);
+        }
+        slices[0] = IoSlice::new(&self.chunks[0][self.front_written..]);
+        let written = writer.write_vectored(&slices[..count])?;
+        self.consume(written);
+        Ok(written)
+    }
+
+    /// Drops everything queued; returns how many bytes were dropped.
+    pub fn clear(&mut self) -> usize {
+        let dropped = self.queued;
+        *self = Outbox::new();
+        dropped
+    }
+
+    fn consume(&mut self, mut written: usize) {
+        debug_assert!(written <= self.queued);
+        self.queued -= written;
+        while written > 0 {
+            let front_left = self.chunks[0].len() - self.front_written;
+            if written < front_left {
+                self.front_written += written;
+                return;
+            }
+            written -= front_left;
+            self.front_written = 0;
+            self.chunks.pop_front();
+        }
+        if self.chunks.is_empty() {
+            // Give the deque's memory back: most peers are idle most of the time.
+            self.chunks = VecDeque::new();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer that takes at most `limit` bytes a call, then `WouldBlock` when `limit` is 0.
+    struct Trickle {
+        out: Vec<u8>,
+        limit: usize,
+        calls: usize,
+    }
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.write_vectored(&[IoSlice::new(buf)])
+        }
+
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            self.calls += 1;
+            if self.limit == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let mut taken = 0;
+            for buf in bufs {
+                let n = buf.len().min(self.limit - taken);
+                self.out.extend_from_slice(&buf[..n]);
+                taken += n;
+            }
+            Ok(taken)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn chunk(bytes: &[u8]) -> Rc<[u8]> {
+        Rc::from(bytes)
+    }
+
+    #[test]
+    fn many_chunks_go_out_in_one_call() {
+        let mut outbox = Outbox::new();
+        for _ in 0..10 {
+            outbox.push(chunk(b"abc"));
+        }
+        let mut w = Trickle { out: vec![], limit: usize::MAX, calls: 0 };
+        assert_eq!(outbox.write_to(&mut w).unwrap(), 30);
+        assert_eq!((w.calls, outbox.queued(), outbox.is_empty()), (1, 0, true));
+        assert_eq!(outbox.chunks.capacity(), 0);
+    }
+
+    #[test]
+    fn partial_writes_resume_in_the_middle_of_a_chunk() {
+        let mut outbox = Outbox::new();
+        outbox.push(chunk(b"hello\n"));
+        outbox.push(chunk(b""));
+        outbox.push(chunk(b"world\n"));
+        let mut w = Trickle { out: vec![], limit: 4, calls: 0 };
+        while !outbox.is_empty() {
+            let before = outbox.queued();
+            let n = outbox.write_to(&mut w).unwrap();
+            assert_eq!(outbox.queued(), before - n);
+        }
+        assert_eq!(w.out, b"hello\nworld\n");
+    }
+
+    #[test]
+    fn would_block_keeps_everything() {
+        let mut outbox = Outbox::new();
+        outbox.push(chunk(b"abc"));
+        let mut w = Trickle { out: vec![], limit: 0, calls: 0 };
+        let err = outbox.write_to(&mut w).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        assert_eq!(outbox.queued(), 3);
+    }
+
+    #[test]
+    fn more_chunks_than_one_call_takes() {
+        let mut outbox = Outbox::new();
+        for i in 0..(MAX_SLICES as u8 + 10) {
+            outbox.push(chunk(&[i]));
+        }
+        let mut w = Trickle { out: vec![], limit: usize::MAX, calls: 0 };
+        assert_eq!(outbox.write_to(&mut w).unwrap(), MAX_SLICES);
+        assert_eq!(outbox.write_to(&mut w).unwrap(), 10);
+        assert_eq!(w.out, (0..(MAX_SLICES as u8 + 10)).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn shared_chunk_is_not_copied() {
+        let shared = chunk(b"from a: hi\n");
+        let (mut one, mut two) = (Outbox::new(), Outbox::new());
+        one.push(shared.clone());
+        two.push(shared.clone());
+        assert_eq!(Rc::strong_count(&shared), 3);
+        assert_eq!(one.clear(), 11);
+        assert_eq!(Rc::strong_count(&shared), 2);
+        assert_eq!(two.queued(), 11);
+    }
+}

@@ -1,0 +1,207 @@
+//! Parsing of one framed line: the login name and `DESTS: TEXT` messages, borrowing the input.
+
+use std::fmt;
+
+/// The longest valid name, in bytes.
+pub const MAX_NAME_LEN: usize = 32;
+
+/// Why a line was refused. Each reason has the `error:` notice the sender is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LineError {
+    /// The line is not valid UTF-8 (it is dropped; the connection stays open).
+    InvalidUtf8,
+    /// The login line is not a valid name (the connection is closed).
+    InvalidName,
+    /// The name is held by a connected peer (the connection is closed).
+    NameTaken,
+    /// A non-empty message line has no `:` (the connection stays open).
+    ExpectedDestMessage,
+    /// The line exceeds `--max-line` (the connection is closed).
+    LineTooLong,
+}
+
+impl LineError {
+    /// Every reason, in a fixed order (the order of [`LineError::index`]).
+    pub const ALL: [LineError; 5] = [
+        LineError::InvalidUtf8,
+        LineError::InvalidName,
+        LineError::NameTaken,
+        LineError::ExpectedDestMessage,
+        LineError::LineTooLong,
+    ];
+
+    /// The notice line sent to the peer, with its `\n`.
+    pub fn notice(self) -> &'static str {
+        match self {
+            LineError::InvalidUtf8 => "error: invalid utf-8\n",
+            LineError::InvalidName => "error: invalid name\n",
+            LineError::NameTaken => "error: name taken\n",
+            LineError::ExpectedDestMessage => "error: expected 'dest: message'\n",
+            LineError::LineTooLong => "error: line too long\n",
+        }
+    }
+
+    /// Whether the connection is closed after the notice.
+    pub fn closes_connection(self) -> bool {
+        matches!(
+            self,
+            LineError::InvalidName | LineError::NameTaken | LineError::LineTooLong
+        )
+    }
+
+    /// The position of this reason in [`LineError::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for LineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let notice = self.notice();
+        f.write_str(&notice["error: ".len()..notice.len() - 1])
+    }
+}
+
+impl std::error::Error for LineError {}
+
+/// Parses a login line: ASCII whitespace trimmed, 1 to 32 bytes, no `,`, `:` or control character.
+pub fn parse_name(line: &[u8]) -> Result<&str, LineError> {
+    let text = std::str::from_utf8(line).map_err(|_| LineError::InvalidUtf8)?;
+    let name = text.trim_ascii();
+    if is_valid_name(name) {
+        Ok(name)
+    } else {
+        Err(LineError::InvalidName)
+    }
+}
+
+/// Whether `name` (already trimmed) may be a peer's name.
+pub fn is_valid_name(name: &str) -> bool {
+    (1..=MAX_NAME_LEN).contains(&name.len())
+        && name == name.trim_ascii()
+        && !name.chars().any(|c| c == ',' || c == ':' || c.is_control())
+}
+
+/// A `DESTS: TEXT` line, borrowed from the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Message<'a> {
+    /// Everything before the first `:`, not yet split.
+    dests: &'a str,
+    /// Everything after the first `:`, trimmed.
+    pub text: &'a str,
+}
+
+impl<'a> Message<'a> {
+    /// The destinations in the order written: split at `,`, trimmed, empty ones skipped.
+    /// Repeats are kept; the router sends to each distinct peer once.
+    pub fn destinations(&self) -> impl Iterator<Item = &'a str> + use<'a> {
+        self.dests
+            .split(',')
+            .map(str::trim_ascii)
+            .filter(|dest| !dest.is_empty())
+    }
+}
+
+/// Parses a line sent after login. `Ok(None)` is a line that is empty after trimming (ignored).
+pub fn parse_message(line: &[u8]) -> Result<Option<Message<'_>>, LineError> {
+    let text = std::str::from_utf8(line).map_err(|_| LineError::InvalidUtf8)?;
+    if text.trim_ascii().is_empty() {
+        return Ok(None);
+    }
+    let (dests, text) = text
+        .split_once(':')
+        .ok_or(LineError::ExpectedDestMessage)?;
+    Ok(Some(Message {
+        dests,
+        text: text.trim_ascii(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One `#[test]` per row: `name: input => expected`.
+    macro_rules! name_cases {
+        ($($test:ident: $input:expr => $expected:expr;)*) => {$(
+            #[test]
+            fn $test() {
+                assert_eq!(parse_name($input), $expected);
+            }
+        )*};
+    }
+
+    name_cases! {
+        name_plain: b"alice" => Ok("alice");
+        name_trimmed: b" \t alice \x0c" => Ok("alice");
+        name_inner_space: b"alice smith" => Ok("alice smith");
+        name_unicode: "zoë".as_bytes() => Ok("zoë");
+        name_one_byte: b"a" => Ok("a");
+        name_32_bytes: &[b'a'; 32] => Ok("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+        name_33_bytes: &[b'a'; 33] => Err(LineError::InvalidName);
+        name_32_bytes_of_multibyte: "éééééééééééééééé".as_bytes() => Ok("éééééééééééééééé");
+        name_33_bytes_of_multibyte: "éééééééééééééééé!".as_bytes() => Err(LineError::InvalidName);
+        name_empty: b"" => Err(LineError::InvalidName);
+        name_only_spaces: b"   " => Err(LineError::InvalidName);
+        name_comma: b"a,b" => Err(LineError::InvalidName);
+        name_colon: b"a:b" => Err(LineError::InvalidName);
+        name_tab_inside: b"a\tb" => Err(LineError::InvalidName);
+        name_nul: b"a\0b" => Err(LineError::InvalidName);
+        name_del: b"a\x7fb" => Err(LineError::InvalidName);
+        name_c1_control: "a\u{85}b".as_bytes() => Err(LineError::InvalidName);
+        name_bad_utf8: b"\xffalice" => Err(LineError::InvalidUtf8);
+    }
+
+    fn dests(line: &str) -> Vec<&str> {
+        parse_message(line.as_bytes())
+            .unwrap()
+            .unwrap()
+            .destinations()
+            .collect()
+    }
+
+    #[test]
+    fn message_splits_at_first_colon_and_trims() {
+        let msg = parse_message(b" bob : hi: there ").unwrap().unwrap();
+        assert_eq!(msg.text, "hi: there");
+        assert_eq!(msg.destinations().collect::<Vec<_>>(), ["bob"]);
+    }
+
+    #[test]
+    fn destinations_split_trim_and_skip_empty() {
+        assert_eq!(dests("alice, bob ,, ,carol: x"), ["alice", "bob", "carol"]);
+        assert_eq!(dests("bob, bob: x"), ["bob", "bob"]);
+        assert!(dests(" , : x").is_empty());
+    }
+
+    #[test]
+    fn empty_text_is_allowed() {
+        assert_eq!(parse_message(b"bob:").unwrap().unwrap().text, "");
+    }
+
+    #[test]
+    fn blank_lines_are_ignored() {
+        assert_eq!(parse_message(b""), Ok(None));
+        assert_eq!(parse_message(b" \t "), Ok(None));
+    }
+
+    #[test]
+    fn line_without_colon_is_refused() {
+        assert_eq!(parse_message(b"hello"), Err(LineError::ExpectedDestMessage));
+    }
+
+    #[test]
+    fn invalid_utf8_is_refused() {
+        assert_eq!(parse_message(b"bob: \xc3"), Err(LineError::InvalidUtf8));
+    }
+
+    #[test]
+    fn notices_and_display() {
+        assert_eq!(LineError::InvalidName.notice(), "error: invalid name\n");
+        assert_eq!(LineError::ExpectedDestMessage.to_string(), "expected 'dest: message'");
+        for (i, reason) in LineError::ALL.iter().enumerate() {
+            assert_eq!(reason.index(), i);
+            assert!(reason.notice().starts_with("error: ") && reason.notice().ends_with('\n'));
+        }
+    }
+}

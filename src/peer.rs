@@ -1,0 +1,125 @@
+//! One connection's protocol state: its lifecycle phase, unfinished line and outbound queue.
+
+use std::fmt;
+use std::io;
+use std::rc::Rc;
+use std::time::Instant;
+
+use crate::framer::LineFramer;
+use crate::outbox::Outbox;
+use crate::parse::LineError;
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Connected; its first line will be its name. Closed at `deadline` if none came.
+    AwaitingName { deadline: Instant },
+    /// Logged in: its name is in the directory and its lines are routed.
+    Chatting,
+    /// Its input is no longer processed; its queue is being flushed, after which its write side
+    /// is shut. `input_ended` says the peer already closed its side.
+    Closing {
+        reason: CloseReason,
+        deadline: Option<Instant>,
+        input_ended: bool,
+    },
+    /// Write side shut; whatever the peer still sends is read and thrown away until it closes.
+    Lingering {
+        reason: CloseReason,
+        deadline: Option<Instant>,
+    },
+    /// Done. The driver closes the socket at the end of the event batch.
+    Closed { reason: CloseReason },
+}
+
+/// How incoming bytes are treated in a phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReadMode {
+    /// Framed and handled as protocol lines.
+    Process,
+    /// Read and thrown away (lingering close).
+    Discard,
+    /// Left in the socket.
+    Stop,
+}
+
+impl Phase {
+    pub(crate) fn is_active(&self) -> bool {
+        matches!(self, Phase::AwaitingName { .. } | Phase::Chatting)
+    }
+
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        match *self {
+            Phase::AwaitingName { deadline } => Some(deadline),
+            Phase::Closing { deadline, .. } | Phase::Lingering { deadline, .. } => deadline,
+            Phase::Chatting | Phase::Closed { .. } => None,
+        }
+    }
+
+    pub(crate) fn read_mode(&self) -> ReadMode {
+        match self {
+            Phase::AwaitingName { .. } | Phase::Chatting => ReadMode::Process,
+            Phase::Lingering { .. } => ReadMode::Discard,
+            Phase::Closing { .. } | Phase::Closed { .. } => ReadMode::Stop,
+        }
+    }
+}
+
+/// Why a connection was closed; logged with its disconnect line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The peer closed its side.
+    PeerClosed,
+    /// Reading or writing failed (a reset, most often).
+    Io(io::ErrorKind),
+    /// A line broke a rule that closes the connection.
+    Rejected(LineError),
+    /// No valid name within the login timeout.
+    LoginTimeout,
+    /// More connections than `max_conns`.
+    ServerFull,
+    /// Its queue would have exceeded `max_queue`.
+    SlowConsumer,
+    /// The server is shutting down.
+    Shutdown,
+    /// The peer neither read nor closed within the time it was given.
+    TimedOut,
+    /// The host forced the shutdown (a deadline or a second signal).
+    Forced,
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::PeerClosed => f.write_str("peer closed"),
+            CloseReason::Io(kind) => write!(f, "i/o error: {kind}"),
+            CloseReason::Rejected(error) => write!(f, "{error}"),
+            CloseReason::LoginTimeout => f.write_str("login timeout"),
+            CloseReason::ServerFull => f.write_str("server full"),
+            CloseReason::SlowConsumer => f.write_str("slow consumer"),
+            CloseReason::Shutdown => f.write_str("server shutdown"),
+            CloseReason::TimedOut => f.write_str("timed out while closing"),
+            CloseReason::Forced => f.write_str("forced shutdown"),
+        }
+    }
+}
+
+/// A connection as the core sees it: the transport it was given and its protocol state.
+#[derive(Debug)]
+pub(crate) struct Peer<T> {
+    /// The driver's handle (a socket in the server, a script in tests). The core only reads,
+    /// writes and shuts it through [`crate::Transport`].
+    pub(crate) io: T,
+    pub(crate) phase: Phase,
+    /// Set at login and kept until the connection is gone, for its disconnect log line.
+    pub(crate) name: Option<Rc<str>>,
+    pub(crate) framer: LineFramer,
+    pub(crate) outbox: Outbox,
+    /// Tells this connection from an earlier one that had the same slab key (stale timers).
+    pub(crate) generation: u64,
+    /// The number of the last routed line that reached this peer: a peer named twice in one
+    /// line is sent the message once.
+    pub(crate) last_route: u64,
+    /// Whether the key is on the core's list of connections to flush.
+    pub(crate) dirty: bool,
+}
