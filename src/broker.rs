@@ -3,6 +3,8 @@
 use std::collections::HashSet;
 use std::rc::Rc;
 
+use log::debug;
+
 use crate::chat::{Chat, Transport};
 use crate::parse::Message;
 use crate::peer::Phase;
@@ -44,6 +46,10 @@ impl<T: Transport> Chat<T> {
                 .clone();
             if self.queue(key, bytes) {
                 self.stats.messages_routed += 1;
+                debug!(
+                    "#{sender} {name} -> #{key} {dest}: {} bytes",
+                    message.text.len()
+                );
             }
         }
     }
@@ -95,7 +101,10 @@ mod tests {
 
     #[test]
     fn message_format() {
-        assert_eq!(&*format_message("alice", "hi there"), b"from alice: hi there\n");
+        assert_eq!(
+            &*format_message("alice", "hi there"),
+            b"from alice: hi there\n"
+        );
         assert_eq!(&*format_message("bob", ""), b"from bob: \n");
     }
 

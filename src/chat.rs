@@ -18,6 +18,14 @@ use crate::stats::Stats;
 /// The bytes of one read call, shared by every connection.
 const SCRATCH_LEN: usize = 64 * 1024;
 
+/// Bytes read and dropped from a lingering connection per call, so that a peer that keeps
+/// sending cannot hold the loop; the next readiness event brings it back.
+const DISCARD_BUDGET: usize = SCRATCH_LEN;
+
+/// Bytes read from one connection when the shutdown begins ("what has already arrived"): the
+/// kernel's receive buffer holds less, so this only stops a peer that sends faster than we read.
+const SHUTDOWN_READ_CAP: usize = 16 << 20;
+
 /// What a connection needs from its transport: a byte pipe that can shut its write side.
 ///
 /// The server implements it over a `mio` TCP stream; tests and fuzzers over memory. Reads and
@@ -25,6 +33,14 @@ const SCRATCH_LEN: usize = 64 * 1024;
 pub trait Transport: Read + Write {
     /// Shuts the write side (the peer reads end of stream once it has read everything).
     fn shutdown_write(&mut self) -> io::Result<()>;
+
+    /// Whether the peer has already closed or reset the connection with nothing unread before
+    /// that. Asked before a name is refused as taken, so that a client that reconnects at once
+    /// gets its name back even if the old connection's close was not yet seen. Without IO to
+    /// look at, `false`.
+    fn is_closed_by_peer(&mut self) -> bool {
+        false
+    }
 }
 
 /// The result of [`Chat::on_readable`].
@@ -190,16 +206,16 @@ impl<T: Transport> Chat<T> {
             } else {
                 let deadline = self.close_deadline(now, self.config.linger);
                 self.set_deadline_phase(key, Phase::Lingering { reason, deadline });
-                self.on_readable(key, usize::MAX, now);
+                self.on_readable(key, DISCARD_BUDGET, now);
             }
         }
     }
 
     /// Whether `key` has bytes waiting to be written (the driver asks for writability then).
     pub fn wants_write(&self, key: usize) -> bool {
-        self.peers
-            .get(key)
-            .is_some_and(|peer| !peer.outbox.is_empty() && !matches!(peer.phase, Phase::Closed { .. }))
+        self.peers.get(key).is_some_and(|peer| {
+            !peer.outbox.is_empty() && !matches!(peer.phase, Phase::Closed { .. })
+        })
     }
 
     /// The next connection that may have something to write or a close to carry on: call
@@ -262,7 +278,7 @@ impl<T: Transport> Chat<T> {
         let keys: Vec<usize> = self.peers.iter().map(|(key, _)| key).collect();
         for &key in &keys {
             if self.peers[key].phase.read_mode() == ReadMode::Process {
-                self.on_readable(key, usize::MAX, now);
+                self.on_readable(key, SHUTDOWN_READ_CAP, now);
             }
         }
         for key in keys {
@@ -346,7 +362,7 @@ impl<T: Transport> Chat<T> {
     fn on_line(&mut self, key: usize, line: &[u8], now: Instant) {
         match self.peers[key].phase {
             Phase::AwaitingName { .. } => match parse_name(line) {
-                Ok(name) if self.directory.contains_key(name) => {
+                Ok(name) if self.name_is_held(name, now) => {
                     self.reject(key, LineError::NameTaken, now)
                 }
                 Ok(name) => self.log_in(key, name),
@@ -360,6 +376,19 @@ impl<T: Transport> Chat<T> {
             // Lines after a closing one are not looked at.
             _ => {}
         }
+    }
+
+    /// Whether a connected peer holds `name`. A holder that has already hung up is logged out
+    /// first: its name is free at once.
+    fn name_is_held(&mut self, name: &str, now: Instant) -> bool {
+        let Some(&holder) = self.directory.get(name) else {
+            return false;
+        };
+        if !self.peers[holder].io.is_closed_by_peer() {
+            return true;
+        }
+        self.on_end_of_input(holder, now);
+        false
     }
 
     fn log_in(&mut self, key: usize, name: &str) {

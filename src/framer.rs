@@ -134,12 +134,18 @@ mod tests {
 
     #[test]
     fn whole_lines_in_one_chunk() {
-        assert_eq!(ok(&[b"a\nbc\n\n"], 10), vec![b"a".to_vec(), b"bc".to_vec(), vec![]]);
+        assert_eq!(
+            ok(&[b"a\nbc\n\n"], 10),
+            vec![b"a".to_vec(), b"bc".to_vec(), vec![]]
+        );
     }
 
     #[test]
     fn crlf_drops_only_the_cr_before_lf() {
-        assert_eq!(ok(&[b"a\r\nb\rc\r\n\r\n"], 10), vec![b"a".to_vec(), b"b\rc".to_vec(), vec![]]);
+        assert_eq!(
+            ok(&[b"a\r\nb\rc\r\n\r\n"], 10),
+            vec![b"a".to_vec(), b"b\rc".to_vec(), vec![]]
+        );
     }
 
     #[test]
@@ -151,7 +157,10 @@ mod tests {
     fn one_byte_at_a_time() {
         let input = b"alice\r\nbob: hi\n";
         let chunks: Vec<&[u8]> = input.chunks(1).collect();
-        assert_eq!(ok(&chunks, 10), vec![b"alice".to_vec(), b"bob: hi".to_vec()]);
+        assert_eq!(
+            ok(&chunks, 10),
+            vec![b"alice".to_vec(), b"bob: hi".to_vec()]
+        );
     }
 
     #[test]
@@ -194,7 +203,10 @@ mod tests {
 
     #[test]
     fn lines_before_a_long_one_are_delivered() {
-        assert_eq!(frame(&[b"ok\ntoolong\nnever\n"], 4), (vec![b"ok".to_vec()], Err(LineTooLong)));
+        assert_eq!(
+            frame(&[b"ok\ntoolong\nnever\n"], 4),
+            (vec![b"ok".to_vec()], Err(LineTooLong))
+        );
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //! - [`Chat`] (`chat`, `broker`, `peer`, `outbox`): the IO-free core. Every connection's
 //!   state machine, the directory of names, routing, timers and the shutdown sequence, driven
 //!   through the [`Transport`] trait so that tests and fuzzers run it in memory.
-//! - [`Server`] (`server`): the thin `mio` driver around the core, on a `Poll` the caller owns.
+//! - [`Server`] (`server`, `listener`): the thin `mio` driver around the core, on a `Poll` the
+//!   caller owns.
 //! - [`client`]: the line client of `a-chat client`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
@@ -22,6 +23,7 @@ mod chat;
 pub mod client;
 mod config;
 pub mod framer;
+mod listener;
 mod outbox;
 pub mod parse;
 mod peer;
@@ -30,6 +32,7 @@ mod stats;
 
 pub use chat::{Chat, ReadOutcome, Transport};
 pub use config::Config;
+pub use listener::{LISTEN_BACKLOG, bind_listener};
 pub use peer::CloseReason;
 pub use server::{Server, Tokens};
 pub use stats::Stats;

@@ -142,7 +142,11 @@ mod tests {
         for _ in 0..10 {
             outbox.push(chunk(b"abc"));
         }
-        let mut w = Trickle { out: vec![], limit: usize::MAX, calls: 0 };
+        let mut w = Trickle {
+            out: vec![],
+            limit: usize::MAX,
+            calls: 0,
+        };
         assert_eq!(outbox.write_to(&mut w).unwrap(), 30);
         assert_eq!((w.calls, outbox.queued(), outbox.is_empty()), (1, 0, true));
         assert_eq!(outbox.chunks.capacity(), 0);
@@ -154,7 +158,11 @@ mod tests {
         outbox.push(chunk(b"hello\n"));
         outbox.push(chunk(b""));
         outbox.push(chunk(b"world\n"));
-        let mut w = Trickle { out: vec![], limit: 4, calls: 0 };
+        let mut w = Trickle {
+            out: vec![],
+            limit: 4,
+            calls: 0,
+        };
         while !outbox.is_empty() {
             let before = outbox.queued();
             let n = outbox.write_to(&mut w).unwrap();
@@ -167,7 +175,11 @@ mod tests {
     fn would_block_keeps_everything() {
         let mut outbox = Outbox::new();
         outbox.push(chunk(b"abc"));
-        let mut w = Trickle { out: vec![], limit: 0, calls: 0 };
+        let mut w = Trickle {
+            out: vec![],
+            limit: 0,
+            calls: 0,
+        };
         let err = outbox.write_to(&mut w).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
         assert_eq!(outbox.queued(), 3);
@@ -179,7 +191,11 @@ mod tests {
         for i in 0..(MAX_SLICES as u8 + 10) {
             outbox.push(chunk(&[i]));
         }
-        let mut w = Trickle { out: vec![], limit: usize::MAX, calls: 0 };
+        let mut w = Trickle {
+            out: vec![],
+            limit: usize::MAX,
+            calls: 0,
+        };
         assert_eq!(outbox.write_to(&mut w).unwrap(), MAX_SLICES);
         assert_eq!(outbox.write_to(&mut w).unwrap(), 10);
         assert_eq!(w.out, (0..(MAX_SLICES as u8 + 10)).collect::<Vec<_>>());

@@ -108,9 +108,7 @@ pub fn parse_message(line: &[u8]) -> Result<Option<Message<'_>>, LineError> {
     if text.trim_ascii().is_empty() {
         return Ok(None);
     }
-    let (dests, text) = text
-        .split_once(':')
-        .ok_or(LineError::ExpectedDestMessage)?;
+    let (dests, text) = text.split_once(':').ok_or(LineError::ExpectedDestMessage)?;
     Ok(Some(Message {
         dests,
         text: text.trim_ascii(),
@@ -198,7 +196,10 @@ mod tests {
     #[test]
     fn notices_and_display() {
         assert_eq!(LineError::InvalidName.notice(), "error: invalid name\n");
-        assert_eq!(LineError::ExpectedDestMessage.to_string(), "expected 'dest: message'");
+        assert_eq!(
+            LineError::ExpectedDestMessage.to_string(),
+            "expected 'dest: message'"
+        );
         for (i, reason) in LineError::ALL.iter().enumerate() {
             assert_eq!(reason.index(), i);
             assert!(reason.notice().starts_with("error: ") && reason.notice().ends_with('\n'));

@@ -56,8 +56,9 @@ pub struct Server {
     tokens: Tokens,
     /// Set while accepting is paused after running out of descriptors or memory.
     accept_paused_until: Option<Instant>,
-    /// Set while connections are refused because the token share is full; logged once.
-    tokens_exhausted: bool,
+    /// Set from an accept that failed for lack of resources until one succeeds: the episode
+    /// is logged once, not at every retry.
+    accept_starved: bool,
     /// Connections whose read budget ran out before `WouldBlock`.
     pending_reads: Vec<usize>,
     /// Set when the shutdown began: the time by which it is forced.
@@ -102,6 +103,15 @@ impl Transport for Connection {
             other => other,
         }
     }
+
+    fn is_closed_by_peer(&mut self) -> bool {
+        // End of stream at the head of the receive queue, or a reset.
+        match self.stream.peek(&mut [0; 1]) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => e.kind() == io::ErrorKind::ConnectionReset,
+        }
+    }
 }
 
 impl Server {
@@ -120,24 +130,29 @@ impl Server {
             listeners: listeners.into_iter().map(Some).collect(),
             tokens,
             accept_paused_until: None,
-            tokens_exhausted: false,
+            accept_starved: false,
             pending_reads: Vec::new(),
             shutdown_deadline: None,
         })
     }
 
-    /// Binds a listener on each address (with `SO_REUSEADDR`) and makes a server over them.
+    /// Binds a listener on each address (see [`crate::bind_listener`]) and makes a server
+    /// over them.
     pub fn bind(config: Config, addrs: &[SocketAddr], tokens: Tokens) -> io::Result<Server> {
         let listeners = addrs
             .iter()
-            .map(|&addr| TcpListener::bind(addr))
+            .map(|&addr| crate::bind_listener(addr))
             .collect::<io::Result<Vec<_>>>()?;
         Server::new(config, listeners, tokens)
     }
 
     /// The addresses the listeners are bound to, with the ports actually bound.
     pub fn local_addrs(&self) -> io::Result<Vec<SocketAddr>> {
-        self.listeners.iter().flatten().map(|l| l.local_addr()).collect()
+        self.listeners
+            .iter()
+            .flatten()
+            .map(|l| l.local_addr())
+            .collect()
     }
 
     /// Registers the listeners. Call once, before the first poll.
@@ -191,7 +206,10 @@ impl Server {
             // Edge-triggered: the backlog may hold connections that no new event will announce.
             self.accept_all(registry, now);
         }
-        if self.shutdown_deadline.is_some_and(|deadline| deadline <= now) {
+        if self
+            .shutdown_deadline
+            .is_some_and(|deadline| deadline <= now)
+        {
             warn!("shutdown timeout passed: closing the remaining connections");
             self.chat.force_close_all();
         }
@@ -278,18 +296,25 @@ impl Server {
 
     fn accept_all(&mut self, registry: &Registry, now: Instant) {
         for index in 0..self.listeners.len() {
-            loop {
-                let Some(listener) = &self.listeners[index] else {
-                    break;
-                };
+            while let Some(listener) = &self.listeners[index] {
+                if self.accept_paused_until.is_some() {
+                    return;
+                }
                 match listener.accept() {
-                    Ok((stream, addr)) => self.admit(registry, stream, addr, now),
+                    Ok((stream, addr)) => {
+                        if std::mem::take(&mut self.accept_starved) {
+                            info!("accepting again");
+                        }
+                        self.admit(registry, stream, addr, now);
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
                     Err(e) if out_of_resources(&e) => {
-                        if self.accept_paused_until.is_none() {
-                            warn!("accept failed ({e}): pausing accepts for {ACCEPT_BACKOFF:?}");
+                        if !std::mem::replace(&mut self.accept_starved, true) {
+                            warn!(
+                                "accept failed ({e}): pausing accepts, retrying every {ACCEPT_BACKOFF:?}"
+                            );
                         }
                         self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
                         return;
@@ -303,17 +328,22 @@ impl Server {
         }
     }
 
-    fn admit(&mut self, registry: &Registry, mut stream: TcpStream, addr: SocketAddr, now: Instant) {
+    fn admit(
+        &mut self,
+        registry: &Registry,
+        mut stream: TcpStream,
+        addr: SocketAddr,
+        now: Instant,
+    ) {
         let key = self.chat.peers.vacant_key();
         let Some(token) = self.connection_token(key) else {
-            if !self.tokens_exhausted {
-                warn!("token share full: refusing connections");
-                self.tokens_exhausted = true;
-            }
+            // Cannot happen while `max_conns` is below the share; the connection is refused,
+            // and accepting pauses so that the rest wait in the backlog.
+            warn!("token share full: refusing a connection from {addr}, pausing accepts");
             let _ = stream.write(b"error: server full\n");
+            self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
             return;
         };
-        self.tokens_exhausted = false;
         // Messages are batched in user space: one vectored write per connection per turn.
         let _ = stream.set_nodelay(true);
         if let Err(e) = registry.register(&mut stream, token, Interest::READABLE) {

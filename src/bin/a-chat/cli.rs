@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-    /// Log more (repeatable): -v logs every routed line's handling at debug level.
+    /// Log more (repeatable): -v adds one debug line per routed message, -vv traces more.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
     /// Log less (repeatable): -q keeps warnings and errors only.
@@ -55,7 +55,9 @@ pub struct ServerArgs {
 
 /// Seconds, whole or fractional (`0.5`).
 fn parse_secs(text: &str) -> Result<Duration, String> {
-    let secs: f64 = text.parse().map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
     Duration::try_from_secs_f64(secs).map_err(|_| format!("`{text}` is not a valid duration"))
 }
 

@@ -32,7 +32,12 @@ impl Log for StderrLogger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let line = format!("{} {:<5} {}\n", timestamp(SystemTime::now()), record.level(), record.args());
+        let line = format!(
+            "{} {:<5} {}\n",
+            timestamp(SystemTime::now()),
+            record.level(),
+            record.args()
+        );
         // One write per line, so that lines from a crash or another writer do not interleave.
         let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }

@@ -13,7 +13,9 @@ fn main() -> ExitCode {
     logger::init(cli.verbose, cli.quiet);
     let result = match cli.command {
         cli::Command::Server(args) => serve::run(args),
-        cli::Command::Client { addr } => a_chat::client::run(addr.as_str()).map(|()| ExitCode::SUCCESS),
+        cli::Command::Client { addr } => {
+            a_chat::client::run(addr.as_str()).map(|()| ExitCode::SUCCESS)
+        }
     };
     result.unwrap_or_else(|error| {
         log::error!("{error}");

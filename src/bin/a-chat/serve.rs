@@ -33,6 +33,11 @@ pub fn run(args: ServerArgs) -> io::Result<ExitCode> {
         ..Config::default()
     };
     let mut poll = Poll::new()?;
+    // Signals are caught before `listening on` is printed: a script that signals as soon as it
+    // reads that line gets the graceful shutdown, not the default action.
+    let mut signals = Signals::new([SIGINT, SIGTERM])?;
+    poll.registry()
+        .register(&mut signals, SIGNALS, Interest::READABLE)?;
     let mut server = Server::bind(config.clone(), &args.listen, SERVER_TOKENS)?;
     let mut stdout = io::stdout().lock();
     for addr in server.local_addrs()? {
@@ -44,9 +49,6 @@ pub fn run(args: ServerArgs) -> io::Result<ExitCode> {
         config.max_line, config.max_queue, config.max_conns
     );
 
-    let mut signals = Signals::new([SIGINT, SIGTERM])?;
-    poll.registry()
-        .register(&mut signals, SIGNALS, Interest::READABLE)?;
     server.register(poll.registry())?;
 
     let mut events = Events::with_capacity(1024);
@@ -96,7 +98,7 @@ fn raise_open_file_limit() -> u64 {
     let mut limit = getrlimit(Resource::Nofile);
     if limit.current != limit.maximum {
         limit.current = limit.maximum;
-        if let Err(e) = setrlimit(Resource::Nofile, limit.clone()) {
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
             warn!("cannot raise the open-file limit: {e}");
         }
     }

@@ -1,0 +1,35 @@
+//! Listening sockets with a backlog sized for connection bursts, not the usual 128.
+
+use std::io;
+use std::net::SocketAddr;
+
+use mio::net::TcpListener;
+use rustix::net::{AddressFamily, SocketFlags, SocketType, bind, listen, socket_with, sockopt};
+
+/// The listen backlog asked for; the kernel caps it at `net.core.somaxconn`.
+pub const LISTEN_BACKLOG: i32 = 4096;
+
+/// Binds a non-blocking listener on `addr` with `SO_REUSEADDR` and [`LISTEN_BACKLOG`].
+///
+/// An IPv6 address listens for IPv6 only, so that `[::]:8080` and `0.0.0.0:8080` can be
+/// given together.
+pub fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+    let family = match addr {
+        SocketAddr::V4(_) => AddressFamily::INET,
+        SocketAddr::V6(_) => AddressFamily::INET6,
+    };
+    let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
+    let socket = socket_with(family, SocketType::STREAM, flags, None)?;
+    sockopt::set_socket_reuseaddr(&socket, true)?;
+    if addr.is_ipv6() {
+        sockopt::set_ipv6_v6only(&socket, true)?;
+    }
+    bind(&socket, &addr).map_err(|e| {
+        io::Error::new(
+            io::Error::from(e).kind(),
+            format!("cannot listen on {addr}: {e}"),
+        )
+    })?;
+    listen(&socket, LISTEN_BACKLOG)?;
+    Ok(TcpListener::from_std(std::net::TcpListener::from(socket)))
+}

@@ -1,0 +1,191 @@
+//! The contract's limits against the real server: line length, queue size, connection count,
+//! login timeout and running out of file descriptors.
+
+mod util;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use util::{Client, ServerProcess, eventually};
+
+#[test]
+fn line_of_max_line_bytes_passes_and_one_more_closes() {
+    let server = ServerProcess::start(&["--max-line", "100"]);
+    let mut bob = Client::login(server.addr(), "bob");
+    let mut alice = Client::login(server.addr(), "alice");
+    let fits = format!("bob: {}", "y".repeat(95));
+    assert_eq!(fits.len(), 100);
+    alice.send(&format!("{fits}\r\n"));
+    bob.expect(&format!("from alice: {}", "y".repeat(95)));
+    alice.send(&format!("{fits}z\n"));
+    alice.expect_closed_after("error: line too long");
+    // Bob is not affected.
+    bob.send("bob: fine\n");
+    bob.expect("from bob: fine");
+}
+
+#[test]
+fn long_name_line_is_too_long() {
+    let server = ServerProcess::start(&["--max-line", "10"]);
+    let mut client = Client::connect(server.addr());
+    client.send(&format!("{}\n", "n".repeat(11)));
+    client.expect_closed_after("error: line too long");
+}
+
+#[test]
+fn endless_line_is_cut_off_and_memory_stays_small() {
+    let server = ServerProcess::start(&["--max-line", "100"]);
+    let mut bob = Client::login(server.addr(), "bob");
+    let mut flooder = Client::login(server.addr(), "flooder");
+    let chunk = vec![b'x'; 64 * 1024];
+    let mut sent = 0;
+    // The server closes after its notice; the rest of the 50 MB meets a closed socket.
+    while sent < 50 << 20 {
+        match flooder.stream.write(&chunk) {
+            Ok(n) => sent += n,
+            Err(e) if matches!(e.kind(), ErrorKind::BrokenPipe | ErrorKind::ConnectionReset) => {
+                break;
+            }
+            Err(e) => panic!("unexpected write error after {sent} bytes: {e}"),
+        }
+    }
+    // The notice may have been destroyed by the reset our unread data caused; when it arrived,
+    // it is the notice and nothing else.
+    let mut rest = Vec::new();
+    let _ = flooder.stream.read_to_end(&mut rest);
+    assert!(
+        rest.is_empty() || rest == b"error: line too long\n",
+        "{:?}",
+        String::from_utf8_lossy(&rest)
+    );
+    let peak_kb = server.status_kb("VmHWM");
+    assert!(peak_kb < 32 * 1024, "server peak RSS {peak_kb} kB");
+    bob.send("bob: still serving\n");
+    bob.expect("from bob: still serving");
+}
+
+#[test]
+fn slow_consumer_is_evicted_while_others_keep_chatting() {
+    let server = ServerProcess::start(&["--max-queue", "65536"]);
+    let addr = server.addr();
+    let slow = Client::login(addr, "slow");
+    let mut fast = Client::login(addr, "fast");
+    let mut sender = Client::login(addr, "sender");
+    const COUNT: usize = 20_000;
+    let payload = "p".repeat(1000);
+
+    // Fast keeps up, and the sender waits for it every BATCH messages: fast is never more
+    // than BATCH messages behind, well within what the kernel's buffers hold.
+    const BATCH: usize = 50;
+    let (acks, acked) = std::sync::mpsc::channel();
+    let reader = thread::spawn(move || {
+        for i in 0..COUNT {
+            fast.expect(&format!("from sender: {i} {}", "p".repeat(1000)));
+            if (i + 1) % BATCH == 0 {
+                acks.send(()).unwrap();
+            }
+        }
+        fast
+    });
+    let mut writer = sender.stream.try_clone().unwrap();
+    let writing = thread::spawn(move || {
+        for batch in 0..COUNT / BATCH {
+            let mut lines = String::new();
+            for i in batch * BATCH..(batch + 1) * BATCH {
+                lines.push_str(&format!("slow, fast: {i} {payload}\n"));
+            }
+            writer.write_all(lines.as_bytes()).unwrap();
+            acked.recv_timeout(util::WAIT).expect("fast keeps up");
+        }
+        writer.write_all(b"sender: done\n").unwrap();
+    });
+    // The sender reads its own notices so that it is not a slow consumer itself.
+    let mut saw_eviction = false;
+    loop {
+        let line = sender.line();
+        match line.as_str() {
+            "from sender: done" => break,
+            "error: no such peer: slow" => saw_eviction = true,
+            other => panic!("sender got {other:?}"),
+        }
+    }
+    writing.join().unwrap();
+    let mut fast = reader.join().unwrap();
+    assert!(saw_eviction, "slow was never evicted");
+    server.wait_for_log("slow is a slow consumer");
+    assert!(server.status_kb("VmHWM") < 64 * 1024);
+    fast.send("sender: thanks\n");
+    sender.expect("from fast: thanks");
+    drop(slow);
+}
+
+#[test]
+fn login_timeout_closes_a_silent_connection() {
+    let server = ServerProcess::start(&["--login-timeout", "0.3"]);
+    let mut silent = Client::connect(server.addr());
+    let mut undecided = Client::connect(server.addr());
+    undecided.send_bytes(b"\xff\n");
+    undecided.expect("error: invalid utf-8");
+    let start = Instant::now();
+    silent.expect_closed_after("error: login timeout");
+    undecided.expect_closed_after("error: login timeout");
+    assert!(start.elapsed() < Duration::from_secs(10));
+    // A peer that logged in in time is not touched by the timer.
+    let mut alice = Client::login(server.addr(), "alice");
+    thread::sleep(Duration::from_millis(500));
+    alice.send("alice: still here\n");
+    alice.expect("from alice: still here");
+}
+
+#[test]
+fn max_conns_refuses_one_more() {
+    let server = ServerProcess::start(&["--max-conns", "2"]);
+    let a = Client::login(server.addr(), "a");
+    let _b = Client::login(server.addr(), "b");
+    let mut c = Client::connect(server.addr());
+    c.expect_closed_after("error: server full");
+    drop(a);
+    // Once `a` is gone there is room again.
+    eventually("a slot frees up", || {
+        let mut d = Client::connect(server.addr());
+        d.send("d\nd: in\n");
+        (d.line() == "from d: in").then_some(())
+    });
+}
+
+#[test]
+fn out_of_file_descriptors_backs_off_and_keeps_serving() {
+    let server = ServerProcess::start_with(&["--max-conns", "10000"], |command| {
+        util::with_nofile_limit(command, 128)
+    });
+    let addr = server.addr();
+    let mut alice = Client::login(addr, "alice");
+    let mut bob = Client::login(addr, "bob");
+    // Far more connections than descriptors: the backlog holds the rest.
+    let flood: Vec<TcpStream> = (0..300)
+        .map(|_| TcpStream::connect(addr).expect("connect lands in the backlog"))
+        .collect();
+    server.wait_for_log("pausing accepts");
+    // Served while saturated, and not spinning: little CPU over a second of saturation.
+    let before = server.cpu_ticks();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(1) {
+        alice.send("bob: ping\n");
+        bob.expect("from alice: ping");
+        thread::sleep(Duration::from_millis(50));
+    }
+    let used = server.cpu_ticks() - before;
+    assert!(
+        used < 30,
+        "server used {used} ticks of CPU in 1 s while saturated"
+    );
+    drop(flood);
+    // The backlog drains by itself after the back-off: a new client gets in.
+    eventually("a new client is served after the flood", || {
+        let mut late = Client::connect(addr);
+        late.send("late\nlate: hi\n");
+        late.try_line().filter(|line| line == "from late: hi")
+    });
+}
