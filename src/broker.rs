@@ -120,3 +120,82 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod routing_tests {
+    use crate::Config;
+    use crate::memory::MemoryServer;
+
+    fn chat_with(names: &[&str], config: Config) -> (MemoryServer, Vec<u64>) {
+        let mut s = MemoryServer::new(config);
+        let ids = names
+            .iter()
+            .map(|name| {
+                let id = s.connect();
+                s.send(id, format!("{name}\n").as_bytes());
+                id
+            })
+            .collect();
+        s.turn();
+        (s, ids)
+    }
+
+    #[test]
+    fn fan_out_shares_one_buffer_and_keeps_order_of_first_naming() {
+        let (mut s, ids) = chat_with(&["a", "b", "c"], Config::default());
+        s.send(ids[0], b"c, ghost, b, a, c, ghost, nobody: hi\n");
+        s.turn();
+        assert_eq!(
+            s.take_output(ids[0]),
+            "error: no such peer: ghost\nfrom a: hi\nerror: no such peer: nobody\n"
+        );
+        assert_eq!(s.take_output(ids[1]), "from a: hi\n");
+        assert_eq!(s.take_output(ids[2]), "from a: hi\n");
+        let stats = s.chat.stats();
+        assert_eq!((stats.messages_routed, stats.unknown_destinations), (3, 2));
+    }
+
+    #[test]
+    fn thousands_of_unknown_destinations_are_answered_once_each() {
+        let (mut s, ids) = chat_with(&["a"], Config::default());
+        let dests: Vec<String> = (0..1000).map(|i| format!("n{}", i % 500)).collect();
+        s.send(ids[0], format!("{}: x\n", dests.join(",")).as_bytes());
+        s.turn();
+        assert_eq!(s.take_output(ids[0]).lines().count(), 500);
+    }
+
+    #[test]
+    fn slow_consumer_is_evicted_and_the_others_still_get_the_message() {
+        let config = Config {
+            max_queue: 100,
+            ..Config::default()
+        };
+        let (mut s, ids) = chat_with(&["a", "slow", "c"], config);
+        s.transport(ids[1]).write_window = 0;
+        let line = format!("slow, c: {}\n", "x".repeat(40));
+        s.send(ids[0], line.repeat(3).as_bytes());
+        s.turn();
+        assert!(!s.is_open(ids[1]));
+        assert_eq!(s.take_output(ids[2]).lines().count(), 3);
+        assert_eq!(s.chat.stats().slow_consumers_evicted, 1);
+        // Its name is free at once.
+        s.send(ids[0], b"slow: gone?\n");
+        s.turn();
+        assert_eq!(s.take_output(ids[0]), "error: no such peer: slow\n");
+    }
+
+    #[test]
+    fn sender_drowned_in_its_own_notices_is_evicted_mid_line() {
+        let config = Config {
+            max_queue: 64,
+            ..Config::default()
+        };
+        let (mut s, ids) = chat_with(&["a", "b"], config);
+        s.transport(ids[0]).write_window = 0;
+        s.send(ids[0], b"x1, x2, x3, x4, x5, b: hi\nb: never\n");
+        s.turn();
+        assert!(!s.is_open(ids[0]));
+        // The line stopped where its sender was evicted: b got nothing.
+        assert_eq!(s.take_output(ids[1]), "");
+    }
+}

@@ -13,6 +13,7 @@
 //!   through the [`Transport`] trait so that tests and fuzzers run it in memory.
 //! - [`Server`] (`server`, `listener`): the thin `mio` driver around the core, on a `Poll` the
 //!   caller owns.
+//! - [`memory`]: the core driven in memory, for tests, fuzzers and simulations.
 //! - [`client`]: the line client of `a-chat client`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
@@ -24,6 +25,7 @@ pub mod client;
 mod config;
 pub mod framer;
 mod listener;
+pub mod memory;
 mod outbox;
 pub mod parse;
 mod peer;
@@ -33,6 +35,7 @@ mod stats;
 pub use chat::{Chat, ReadOutcome, Transport};
 pub use config::Config;
 pub use listener::{LISTEN_BACKLOG, bind_listener};
+pub use parse::LineError;
 pub use peer::CloseReason;
 pub use server::{Server, Tokens};
 pub use stats::Stats;
