@@ -48,6 +48,9 @@ impl Tokens {
 /// [`Server::process`] once after each batch of events, and folds [`Server::timeout`] into its
 /// poll timeout. [`Server::begin_shutdown`] starts the graceful shutdown of the contract, and
 /// [`Server::is_finished`] tells when it is over.
+///
+/// The server uses no thread, no global state, no signal handler and no `Waker`; several can
+/// share one `Poll` with disjoint [`Tokens`]. See the crate documentation for a whole loop.
 #[derive(Debug)]
 pub struct Server {
     chat: Chat<Connection>,
@@ -115,14 +118,26 @@ impl Transport for Connection {
 }
 
 impl Server {
-    /// A server over `listeners` that uses the tokens of `tokens`.
+    /// A server over `listeners` (non-blocking, as `mio` makes them) that uses the tokens of
+    /// `tokens`. Nothing is registered until [`Server::register`].
     ///
-    /// Fails with `InvalidInput` when the share has no token left for a connection.
+    /// Fails with `InvalidInput` when the share cannot hold the listeners and `max_conns`
+    /// connections, or runs past `usize::MAX`. Connections being refused or closed hold a
+    /// token too without counting against `max_conns`: leave some headroom. Should the share
+    /// still run out, the server says so in its log and pauses accepting (the backlog waits)
+    /// until a token is free again.
     pub fn new(config: Config, listeners: Vec<TcpListener>, tokens: Tokens) -> io::Result<Server> {
-        if tokens.count <= listeners.len() || tokens.first.0.checked_add(tokens.count).is_none() {
+        let needed = listeners.len().saturating_add(config.max_conns.max(1));
+        if tokens.count < needed || tokens.first.0.checked_add(tokens.count).is_none() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "the token share must hold every listener and at least one connection",
+                format!(
+                    "a token share of {} from {} cannot hold {} listeners and {} connections",
+                    tokens.count,
+                    tokens.first.0,
+                    listeners.len(),
+                    config.max_conns
+                ),
             ));
         }
         Ok(Server {
