@@ -83,9 +83,10 @@ impl LineFramer {
     /// Appends the start of a line whose `\n` has not arrived, if it can still be short enough.
     fn keep_unfinished(&mut self, part: &[u8], max_line: usize) -> Result<(), LineTooLong> {
         let held = self.tail.len() + part.len();
+        let last = part.last().or(self.tail.last());
         // `max_line` bytes and a `\r` may still end well; anything more, or `max_line + 1` bytes
         // that do not end in `\r`, cannot.
-        let hopeless = held > max_line + 1 || (held == max_line + 1 && part.last() != Some(&b'\r'));
+        let hopeless = held > max_line + 1 || (held == max_line + 1 && last != Some(&b'\r'));
         if hopeless {
             return Err(self.reset());
         }
@@ -199,6 +200,17 @@ mod tests {
         assert_eq!(frame(&[b"abc", b"de"], 4), (vec![], Err(LineTooLong)));
         // `max_line` bytes and a `\r` may still be a good line.
         assert_eq!(frame(&[b"abcd\r"], 4), (vec![], Ok(())));
+    }
+
+    #[test]
+    fn empty_feed_keeps_a_line_that_may_still_end_well() {
+        // Found by the framer fuzz check: the `\r` verdict must look at the held line, not
+        // at the (empty) new part.
+        assert_eq!(frame(&[b"abcd\r", b""], 4), (vec![], Ok(())));
+        assert_eq!(
+            frame(&[b"abcd\r", b"", b"\n"], 4),
+            (vec![b"abcd".to_vec()], Ok(()))
+        );
     }
 
     #[test]

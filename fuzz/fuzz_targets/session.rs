@@ -1,0 +1,9 @@
+//! Fuzz target `session`: see `tests/fuzz_checks/mod.rs`, whose `session` check it runs.
+#![no_main]
+
+#[path = "../../tests/fuzz_checks/mod.rs"]
+mod checks;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    checks::session(data);
+});

@@ -1,0 +1,410 @@
+//! The fuzzers' checks, shared by the cargo-fuzz targets (`fuzz/fuzz_targets/*.rs`), the
+//! corpus replay test (`tests/fuzz_corpus.rs`) and the property tests: each takes raw bytes,
+//! derives its inputs from them, runs the code under test and panics on a broken invariant.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use a_chat::Config;
+use a_chat::framer::{LineFramer, LineTooLong};
+use a_chat::memory::{MemoryServer, MemoryTransport};
+use a_chat::parse::{LineError, MAX_NAME_LEN, parse_message, parse_name};
+
+/// Reads input bytes as a stream of small numbers; zeros once exhausted.
+pub struct Bytes<'a> {
+    data: &'a [u8],
+}
+
+impl<'a> Bytes<'a> {
+    pub fn new(data: &'a [u8]) -> Self {
+        Bytes { data }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    pub fn byte(&mut self) -> u8 {
+        let Some((&first, rest)) = self.data.split_first() else {
+            return 0;
+        };
+        self.data = rest;
+        first
+    }
+
+    /// A number below `n` (n > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        usize::from(self.byte()) % n
+    }
+
+    pub fn take(&mut self, n: usize) -> &'a [u8] {
+        let (head, rest) = self.data.split_at(n.min(self.data.len()));
+        self.data = rest;
+        head
+    }
+
+    pub fn rest(&mut self) -> &'a [u8] {
+        std::mem::take(&mut self.data)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// framer
+
+/// `data[0]` is the max line (0..=63), `data[1]` seeds the chunk sizes, the rest is the stream.
+pub fn framer(data: &[u8]) {
+    let mut bytes = Bytes::new(data);
+    let max_line = bytes.below(64);
+    let mut seed = u32::from(bytes.byte()) | 1;
+    let input = bytes.rest();
+    let mut cuts = Vec::new();
+    let mut at = 0;
+    while at < input.len() {
+        // xorshift: chunk sizes 1..=17 derived from the input, not from a clock.
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        at += 1 + (seed % 17) as usize;
+        cuts.push(at.min(input.len()));
+    }
+    framer_chunks(input, &cuts, max_line);
+}
+
+/// Feeds `input` cut at `cuts` (increasing offsets) and compares with [`reference_lines`].
+pub fn framer_chunks(input: &[u8], cuts: &[usize], max_line: usize) {
+    let mut framer = LineFramer::new();
+    let mut lines: Vec<Vec<u8>> = Vec::new();
+    let mut result = Ok(());
+    let mut start = 0;
+    for &end in cuts.iter().chain(std::iter::once(&input.len())) {
+        let end = end.clamp(start, input.len());
+        result = framer.feed(&input[start..end], max_line, |line| {
+            assert!(line.len() <= max_line, "line over max_line");
+            lines.push(line.to_vec());
+        });
+        assert!(
+            framer.buffered() <= max_line + 1,
+            "framer holds more than its bound"
+        );
+        start = end;
+        if result.is_err() {
+            assert_eq!(framer.buffered(), 0);
+            break;
+        }
+    }
+    let (expected, expected_result) = reference_lines(input, max_line);
+    assert_eq!(lines, expected, "lines differ from the reference splitter");
+    assert_eq!(
+        result, expected_result,
+        "verdict differs from the reference splitter"
+    );
+}
+
+/// The simple splitter the framer must agree with: split the whole input at `\n`, drop one
+/// `\r` before each `\n`; the first complete line over `max_line`, or an unfinished tail that
+/// can no longer be a good line, is `LineTooLong`.
+pub fn reference_lines(input: &[u8], max_line: usize) -> (Vec<Vec<u8>>, Result<(), LineTooLong>) {
+    let mut lines = Vec::new();
+    let mut segments = input.split(|&b| b == b'\n').peekable();
+    while let Some(segment) = segments.next() {
+        if segments.peek().is_none() {
+            // The unfinished tail: it may still end well if it fits with a `\r`.
+            let hopeless = segment.len() > max_line + 1
+                || (segment.len() == max_line + 1 && segment.last() != Some(&b'\r'));
+            return (lines, if hopeless { Err(LineTooLong) } else { Ok(()) });
+        }
+        let line = segment.strip_suffix(b"\r").unwrap_or(segment);
+        if line.len() > max_line {
+            return (lines, Err(LineTooLong));
+        }
+        lines.push(line.to_vec());
+    }
+    (lines, Ok(()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// parse
+
+/// One line through name validation and message parsing, checked against the contract.
+pub fn parse(line: &[u8]) {
+    let text = std::str::from_utf8(line);
+    match parse_name(line) {
+        Ok(name) => {
+            assert!((1..=MAX_NAME_LEN).contains(&name.len()));
+            assert_eq!(name, name.trim_ascii());
+            assert!(!name.contains([',', ':']));
+            assert!(!name.chars().any(char::is_control));
+            assert_eq!(Some(name), text.ok().map(str::trim_ascii));
+        }
+        Err(LineError::InvalidUtf8) => assert!(text.is_err()),
+        Err(LineError::InvalidName) => {
+            let name = text.expect("InvalidName only for UTF-8").trim_ascii();
+            assert!(
+                name.is_empty()
+                    || name.len() > MAX_NAME_LEN
+                    || name.contains([',', ':'])
+                    || name.chars().any(char::is_control),
+                "valid name {name:?} refused"
+            );
+        }
+        Err(other) => panic!("parse_name gave {other:?}"),
+    }
+    match parse_message(line) {
+        Ok(None) => assert!(text.unwrap().trim_ascii().is_empty()),
+        Ok(Some(message)) => {
+            let text_str = text.unwrap();
+            let colon = text_str.find(':').expect("a message has a colon");
+            assert_eq!(message.text, text_str[colon + 1..].trim_ascii());
+            for dest in message.destinations() {
+                assert!(!dest.is_empty());
+                assert_eq!(dest, dest.trim_ascii());
+                assert!(!dest.contains([',', ':']));
+                assert!(text_str[..colon].contains(dest));
+            }
+        }
+        Err(LineError::InvalidUtf8) => assert!(text.is_err()),
+        Err(LineError::ExpectedDestMessage) => {
+            let text = text.unwrap();
+            assert!(!text.trim_ascii().is_empty() && !text.contains(':'));
+        }
+        Err(other) => panic!("parse_message gave {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// session
+
+/// Login lines a script may send: good names, a padded one, and invalid ones.
+const NAMES: [&str; 8] = [
+    "a",
+    "b",
+    "c",
+    "d",
+    "  a ",
+    "x:y",
+    "",
+    "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee",
+];
+/// Destinations a message may name: the good names and two nobody can hold.
+const DESTS: [&str; 6] = ["a", "b", "c", "d", "ghost", " b "];
+const WINDOWS: [usize; 4] = [0, 16, 1000, usize::MAX];
+
+/// One step of a session script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Connect,
+    Message,
+    Garbage,
+    Window,
+    Read,
+    Turn,
+    Advance,
+    HalfClose,
+    Reset,
+    Shutdown,
+}
+
+/// Decodes an op byte; the common steps are likely and the disruptive ones rare, so that a
+/// random script chats for a while before something ends it.
+fn op(byte: u8) -> Op {
+    match byte {
+        0..=24 => Op::Connect,
+        25..=129 => Op::Message,
+        130..=144 => Op::Garbage,
+        145..=164 => Op::Window,
+        165..=189 => Op::Read,
+        190..=239 => Op::Turn,
+        240..=245 => Op::Advance,
+        246..=249 => Op::HalfClose,
+        250..=252 => Op::Reset,
+        253..=255 => Op::Shutdown,
+    }
+}
+
+/// What the script did on one virtual connection.
+struct Conn {
+    id: u64,
+    /// The login line it sent, trimmed.
+    name: String,
+    /// How many messages it sent (`#CONN.SEQ` carries the count).
+    sent: u32,
+    /// For each message sequence number, the destinations it named (trimmed, deduplicated).
+    dests: Vec<Vec<String>>,
+}
+
+/// An arbitrary script of operations over a handful of virtual connections, driven straight
+/// into the core ([`MemoryServer`]). Messages carry `#CONN.SEQ`; checks, at the end:
+/// - every line sent is `error: ...` or `from ...`, UTF-8, ending in `\n`;
+/// - a message `#c.s` arrives only `from` the name connection `c` logged in with, and never
+///   from a connection whose login was refused;
+/// - per sender and receiver, sequence numbers strictly increase (order, no duplicates);
+/// - between the first and last message a receiver got from a sender, it got every message
+///   that sender addressed to it (no loss while both were connected).
+pub fn session(data: &[u8]) -> a_chat::Stats {
+    let mut bytes = Bytes::new(data);
+    let config = Config {
+        max_line: 64,
+        max_queue: 256,
+        max_conns: 6,
+        ..Config::default()
+    };
+    let mut server = MemoryServer::new(config);
+    let mut conns: Vec<Conn> = Vec::new();
+    for _ in 0..400 {
+        if bytes.is_empty() {
+            break;
+        }
+        match op(bytes.byte()) {
+            Op::Connect if conns.len() < 8 => {
+                let name = NAMES[bytes.below(NAMES.len())];
+                let transport = MemoryTransport {
+                    read_chunk: [1, 3, 64, usize::MAX][bytes.below(4)],
+                    write_window: WINDOWS[bytes.below(WINDOWS.len())],
+                    ..MemoryTransport::default()
+                };
+                let id = server.connect_with(transport);
+                server.send(id, format!("{name}\n").as_bytes());
+                conns.push(Conn {
+                    id,
+                    name: name.trim_ascii().to_string(),
+                    sent: 0,
+                    dests: Vec::new(),
+                });
+            }
+            Op::Message if !conns.is_empty() => {
+                let c = bytes.below(conns.len());
+                let count = 1 + bytes.below(3);
+                let named: Vec<&str> = (0..count)
+                    .map(|_| DESTS[bytes.below(DESTS.len())])
+                    .collect();
+                let conn = &mut conns[c];
+                let line = format!("{}: #{c}.{}\n", named.join(","), conn.sent);
+                let mut distinct: Vec<String> = Vec::new();
+                for dest in &named {
+                    let dest = dest.trim_ascii().to_string();
+                    if !distinct.contains(&dest) {
+                        distinct.push(dest);
+                    }
+                }
+                conn.dests.push(distinct);
+                conn.sent += 1;
+                let id = conn.id;
+                server.send(id, line.as_bytes());
+            }
+            Op::Garbage if !conns.is_empty() => {
+                // Garbage: any bytes but the message marker, ended by a newline.
+                let c = bytes.below(conns.len());
+                let len = bytes.below(80);
+                let mut garbage: Vec<u8> = bytes
+                    .take(len)
+                    .iter()
+                    .copied()
+                    .filter(|&b| b != b'#')
+                    .collect();
+                garbage.push(b'\n');
+                let id = conns[c].id;
+                server.send(id, &garbage);
+            }
+            Op::Window if !conns.is_empty() => {
+                let c = bytes.below(conns.len());
+                let window = WINDOWS[bytes.below(WINDOWS.len())];
+                server.transport(conns[c].id).write_window = window;
+            }
+            Op::Turn => server.turn(),
+            Op::Advance => server.advance(Duration::from_millis(250 * bytes.below(48) as u64)),
+            Op::HalfClose if !conns.is_empty() => {
+                let c = bytes.below(conns.len());
+                server.transport(conns[c].id).input_closed = true;
+            }
+            Op::Reset if !conns.is_empty() => {
+                let c = bytes.below(conns.len());
+                server.transport(conns[c].id).reset = true;
+            }
+            Op::Shutdown => server.begin_shutdown(),
+            Op::Read if !conns.is_empty() => {
+                // The peer reads: a window for what is queued.
+                let c = bytes.below(conns.len());
+                let transport = server.transport(conns[c].id);
+                transport.write_window = transport.write_window.saturating_add(64);
+            }
+            _ => server.turn(),
+        }
+    }
+    // Everyone reads everything that is left.
+    for conn in &conns {
+        server.transport(conn.id).write_window = usize::MAX;
+    }
+    server.settle(10_000);
+    check_outputs(&mut server, &conns);
+    server.chat.stats()
+}
+
+fn check_outputs(server: &mut MemoryServer, conns: &[Conn]) {
+    let outputs: Vec<String> = conns
+        .iter()
+        .map(|conn| {
+            let output = std::mem::take(&mut server.transport(conn.id).output);
+            String::from_utf8(output).expect("server output is UTF-8")
+        })
+        .collect();
+    let refused: Vec<bool> = outputs
+        .iter()
+        .map(|out| {
+            out.lines().next().is_some_and(|first| {
+                [
+                    "error: invalid name",
+                    "error: name taken",
+                    "error: server full",
+                    "error: login timeout",
+                ]
+                .contains(&first)
+            })
+        })
+        .collect();
+    for (r, output) in outputs.iter().enumerate() {
+        // Seqs received from each sender, in arrival order.
+        let mut received: HashMap<usize, Vec<u32>> = HashMap::new();
+        for line in output.split_inclusive('\n') {
+            let Some(line) = line.strip_suffix('\n') else {
+                continue; // cut off by a close mid-line
+            };
+            assert!(
+                line.starts_with("error: ") || line.starts_with("from "),
+                "unexpected line {line:?}"
+            );
+            let Some(rest) = line.strip_prefix("from ") else {
+                continue;
+            };
+            let (name, text) = rest.split_once(": ").expect("from NAME: TEXT");
+            let Some(marker) = text.strip_prefix('#') else {
+                panic!("routed text without a marker: {line:?}");
+            };
+            let (c, seq) = marker.split_once('.').expect("#CONN.SEQ");
+            let (c, seq): (usize, u32) = (c.parse().unwrap(), seq.parse().unwrap());
+            assert_eq!(
+                name, conns[c].name,
+                "message of conn {c} sent from another name"
+            );
+            assert!(
+                !refused[c],
+                "conn {c} was refused but its message was routed"
+            );
+            let seen = received.entry(c).or_default();
+            assert!(
+                seen.last().is_none_or(|&last| last < seq),
+                "order or duplicate: {line:?} after {seen:?}"
+            );
+            seen.push(seq);
+        }
+        // No loss between the first and last message from one sender.
+        let receiver_name = &conns[r].name;
+        for (c, seqs) in received {
+            let (first, last) = (seqs[0], *seqs.last().unwrap());
+            let expected: Vec<u32> = (first..=last)
+                .filter(|&seq| conns[c].dests[seq as usize].contains(receiver_name))
+                .collect();
+            assert_eq!(seqs, expected, "conn {r} lost messages from conn {c}");
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! Replays every file of every fuzz corpus (`fuzz/corpus/<target>/`: the checked-in seeds and
+//! any crash inputs kept as regressions) through the fuzzers' checks, on stable; then runs a
+//! few thousand generated session scripts through the same session check.
+
+mod fuzz_checks;
+
+use std::path::Path;
+
+fn replay<T>(target: &str, check: fn(&[u8]) -> T) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
+    let mut count = 0;
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.unwrap().path();
+        let data = std::fs::read(&path).unwrap();
+        let outcome = std::panic::catch_unwind(|| check(&data));
+        assert!(outcome.is_ok(), "{} fails its check", path.display());
+        count += 1;
+    }
+    assert!(count > 0, "no corpus for {target}");
+}
+
+#[test]
+fn framer_corpus() {
+    replay("framer", fuzz_checks::framer);
+}
+
+#[test]
+fn parse_corpus() {
+    replay("parse", fuzz_checks::parse);
+}
+
+#[test]
+fn session_corpus() {
+    replay("session", fuzz_checks::session);
+}
+
+/// Scripts from a fixed pseudo-random stream: the same every run, so a failure names its seed.
+#[test]
+fn generated_session_scripts() {
+    let mut totals = a_chat::Stats::default();
+    for seed in 1..=2000u64 {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let script: Vec<u8> = (0..600)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 24) as u8
+            })
+            .collect();
+        let outcome = std::panic::catch_unwind(|| fuzz_checks::session(&script));
+        let stats = outcome.unwrap_or_else(|_| panic!("session script of seed {seed} fails"));
+        totals.messages_routed += stats.messages_routed;
+        totals.slow_consumers_evicted += stats.slow_consumers_evicted;
+        totals.unknown_destinations += stats.unknown_destinations;
+        totals.bytes_unsent_at_shutdown += stats.bytes_unsent_at_shutdown;
+        for (total, count) in totals.lines_rejected.iter_mut().zip(stats.lines_rejected) {
+            *total += count;
+        }
+    }
+    // The scripts reach the interesting paths, so the checks are not vacuous.
+    println!("{totals:?}");
+    assert!(totals.messages_routed > 5_000);
+    assert!(totals.slow_consumers_evicted > 100);
+    assert!(totals.unknown_destinations > 1000);
+    assert!(
+        totals.lines_rejected.iter().all(|&count| count > 0),
+        "{totals:?}"
+    );
+}
