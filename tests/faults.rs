@@ -31,7 +31,7 @@ const STALL_NAMES: usize = 10;
 const RSS_BOUND_KB: u64 = 96 * 1024;
 
 /// Fault kinds, counted for the report.
-const KINDS: [&str; 8] = [
+const KINDS: [&str; 9] = [
     "reset mid-line",
     "half-close",
     "stalled reader",
@@ -40,6 +40,7 @@ const KINDS: [&str; 8] = [
     "invalid utf-8",
     "duplicate login",
     "reconnect",
+    "slow reader",
 ];
 
 /// Problems seen by the client threads; the test fails if any.
@@ -182,7 +183,7 @@ fn chaos(
     addr: SocketAddr,
     index: usize,
     stop: Arc<AtomicBool>,
-    counts: Arc<[AtomicU64; 8]>,
+    counts: Arc<[AtomicU64; KINDS.len()]>,
     violations: Violations,
 ) {
     let mut rng = Rng(index as u64 * 104_729 + 17);
@@ -284,6 +285,34 @@ fn chaos(
                 let _ = stream.write_all(format!("{good}\n{good}: #{good}.999999\n").as_bytes());
                 expect_notice(&mut stream, "error: name taken");
             }
+            8 => {
+                // A slow reader: its queue fills and drains in small steps, in order.
+                let mut script = format!("{me}\n");
+                for i in 0..2000 {
+                    script.push_str(&format!("{me}: #{me}.{i} {}\n", "s".repeat(80)));
+                }
+                let writer = {
+                    let mut writer = stream.try_clone().unwrap();
+                    thread::spawn(move || writer.write_all(script.as_bytes()))
+                };
+                let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                for i in 0..2000 {
+                    let mut line = String::new();
+                    let _ = std::io::BufRead::read_line(&mut reader, &mut line);
+                    if line != format!("from {me}: #{me}.{i} {}\n", "s".repeat(80)) {
+                        violations
+                            .lock()
+                            .unwrap()
+                            .push(format!("{me}: slow read got {line:?}"));
+                        break;
+                    }
+                    if i % 100 == 0 {
+                        // Reading slowly is the point here.
+                        thread::sleep(Duration::from_millis(10));
+                    }
+                }
+                let _ = writer.join();
+            }
             _ => {
                 let _ = stream.write_all(format!("{me}\n").as_bytes());
                 drop(stream);
@@ -335,7 +364,7 @@ fn chaos_does_not_lose_or_spoof_messages_and_shutdown_is_clean() {
     let addr = server.addr();
     let stop = Arc::new(AtomicBool::new(false));
     let violations: Violations = Arc::default();
-    let counts: Arc<[AtomicU64; 8]> = Arc::new(Default::default());
+    let counts: Arc<[AtomicU64; KINDS.len()]> = Arc::new(Default::default());
 
     let logged_in = Arc::new(Barrier::new(GOOD + 1));
     let good: Vec<_> = (0..GOOD)
