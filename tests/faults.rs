@@ -7,7 +7,10 @@
 //! the server's RSS stays under [`RSS_BOUND_KB`]; at SIGTERM the well-behaved peers receive
 //! everything and the server exits 0.
 //!
-//! `A_CHAT_FAULT_SECS` sets how long the chaos runs (default 15 s).
+//! `A_CHAT_FAULT_SECS` sets how long the chaos runs (default 15 s). `A_CHAT_SOAK_SECS` turns
+//! it into a soak: the chaos runs that long while `a-chat bench` holds 15,000 more connections
+//! under an open-loop load; the server's RSS is printed every 10 s and must stay flat, and the
+//! load generator must report no loss.
 
 mod util;
 
@@ -46,11 +49,39 @@ const KINDS: [&str; 9] = [
 /// Problems seen by the client threads; the test fails if any.
 type Violations = Arc<Mutex<Vec<String>>>;
 
+fn env_secs(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|secs| secs.parse().ok())
+}
+
 fn chaos_secs() -> u64 {
-    std::env::var("A_CHAT_FAULT_SECS")
-        .ok()
-        .and_then(|secs| secs.parse().ok())
+    env_secs("A_CHAT_SOAK_SECS")
+        .or_else(|| env_secs("A_CHAT_FAULT_SECS"))
         .unwrap_or(15)
+}
+
+/// In soak mode, the load generator at high connection count beside the chaos, for `secs`.
+fn soak_load(addr: SocketAddr, secs: u64) -> std::process::Child {
+    let rate = 5000;
+    std::process::Command::new(util::binary())
+        .args([
+            "bench",
+            "--addr",
+            &addr.to_string(),
+            "--prefix",
+            "soak",
+            "--json",
+        ])
+        .args(["--conns", "15000", "--senders", "1000", "--fanout", "4"])
+        .args([
+            "--rate",
+            &rate.to_string(),
+            "--messages",
+            &(rate * secs / 1000).to_string(),
+        ])
+        .args(["--timeout", &(secs + 300).to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start a-chat bench")
 }
 
 /// A tiny deterministic random stream per thread.
@@ -382,15 +413,50 @@ fn chaos_does_not_lose_or_spoof_messages_and_shutdown_is_clean() {
         })
         .collect();
 
+    let soak = env_secs("A_CHAT_SOAK_SECS").map(|secs| soak_load(addr, secs));
     let start = Instant::now();
     let mut peak_rss_kb = 0;
+    let mut timeline: Vec<u64> = Vec::new();
+    let mut next_report = Duration::ZERO;
     while start.elapsed() < Duration::from_secs(chaos_secs()) {
         let rss = server.status_kb("VmRSS");
         peak_rss_kb = peak_rss_kb.max(rss);
-        assert!(rss < RSS_BOUND_KB, "server RSS {rss} kB over the bound");
+        let bound = if soak.is_some() {
+            4 * RSS_BOUND_KB
+        } else {
+            RSS_BOUND_KB
+        };
+        assert!(rss < bound, "server RSS {rss} kB over the bound");
+        if soak.is_some() && start.elapsed() >= next_report {
+            println!(
+                "soak t={:>4} s server RSS {rss} kB",
+                start.elapsed().as_secs()
+            );
+            timeline.push(rss);
+            next_report += Duration::from_secs(10);
+        }
         thread::sleep(Duration::from_millis(200));
     }
     stop.store(true, Ordering::Relaxed);
+    if let Some(soak) = soak {
+        let output = soak.wait_with_output().unwrap();
+        let report = String::from_utf8_lossy(&output.stdout);
+        println!("soak load: {report}");
+        assert!(
+            output.status.success(),
+            "the load generator saw loss or errors: {report}"
+        );
+        // Flat: the last third of the run is no higher than the middle third, within slack.
+        let third = timeline.len() / 3;
+        if third > 0 {
+            let middle = timeline[third..2 * third].iter().max().unwrap();
+            let last = timeline[2 * third..].iter().max().unwrap();
+            assert!(
+                *last <= middle + middle / 10 + 4096,
+                "RSS grows: {timeline:?}"
+            );
+        }
+    }
     for thread in chaos_threads {
         thread.join().unwrap();
     }

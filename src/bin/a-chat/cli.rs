@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::bench::BenchArgs;
+use crate::common::parse_secs;
+
 /// A chat server that holds tens of thousands of connections on one thread.
 #[derive(Debug, Parser)]
 #[command(version, about)]
@@ -29,6 +32,9 @@ pub enum Command {
         #[arg(default_value = "127.0.0.1:8080")]
         addr: String,
     },
+    /// Load-test a chat server: N logged-in connections, messages to random peers; reports
+    /// throughput, latency percentiles, losses and the server's memory and CPU time.
+    Bench(BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -53,14 +59,6 @@ pub struct ServerArgs {
     pub shutdown_timeout: Duration,
 }
 
-/// Seconds, whole or fractional (`0.5`).
-fn parse_secs(text: &str) -> Result<Duration, String> {
-    let secs: f64 = text
-        .parse()
-        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("`{text}` is not a valid duration"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,12 +67,5 @@ mod tests {
     #[test]
     fn command_line_is_consistent() {
         Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn seconds_parse() {
-        assert_eq!(parse_secs("0.25"), Ok(Duration::from_millis(250)));
-        assert!(parse_secs("-1").is_err());
-        assert!(parse_secs("soon").is_err());
     }
 }

@@ -1,6 +1,8 @@
-//! `a-chat`: the chat server and its line client.
+//! `a-chat`: the chat server, its line client and its load generator.
 
+mod bench;
 mod cli;
+mod common;
 mod logger;
 mod serve;
 
@@ -16,6 +18,7 @@ fn main() -> ExitCode {
         cli::Command::Client { addr } => {
             a_chat::client::run(addr.as_str()).map(|()| ExitCode::SUCCESS)
         }
+        cli::Command::Bench(args) => bench::main(&args),
     };
     result.unwrap_or_else(|error| {
         log::error!("{error}");

@@ -10,6 +10,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
 use crate::cli::ServerArgs;
+use crate::common::raise_open_file_limit;
 
 const SIGNALS: Token = Token(0);
 /// Everything after the signal token belongs to the chat server.
@@ -90,17 +91,4 @@ pub fn run(args: ServerArgs) -> io::Result<ExitCode> {
         stats.messages_routed
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// Raises the soft open-file limit to the hard limit; returns the soft limit in force.
-fn raise_open_file_limit() -> u64 {
-    use rustix::process::{Resource, getrlimit, setrlimit};
-    let mut limit = getrlimit(Resource::Nofile);
-    if limit.current != limit.maximum {
-        limit.current = limit.maximum;
-        if let Err(e) = setrlimit(Resource::Nofile, limit) {
-            warn!("cannot raise the open-file limit: {e}");
-        }
-    }
-    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
 }

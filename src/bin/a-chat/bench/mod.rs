@@ -1,0 +1,188 @@
+//! `a-chat bench`: the load generator. One thread, one `mio::Poll`: N connections log in (at
+//! most `--ramp` at a time), S of them send M messages each to K random peers (flat out, in a
+//! window, or at a fixed rate), and every copy is checked for loss, duplication and per-sender
+//! order, and timed end to end. With a probe (`--server-pid`), the server's memory and CPU time
+//! are read too.
+//!
+//! It speaks only the wire protocol of PROTOCOL.md, so it can load any a-chat server.
+//! `benches/load.rs` includes this module by path and calls [`run`] with a probe of its own.
+//!
+//! | file | owns |
+//! | --- | --- |
+//! | `args.rs` | the options and the checked [`Plan`] |
+//! | `driver.rs` | the poll loop and what an event does to a connection |
+//! | `connect.rs`, `load.rs` | the two phases: ramped connect and login; sending and draining |
+//! | `conn.rs` | one connection's socket and buffers |
+//! | `schedule.rs`, `rng.rs`, `timer.rs` | when to send and to whom; the open loop's timer |
+//! | `wire.rs` | names, the login, the TEXT format, received lines |
+//! | `deliveries.rs` | the books: sent, arrived, order, latency |
+//! | `probe.rs` | the server's memory and CPU time from /proc |
+//! | `report.rs` | the figures as a table or JSON |
+
+mod args;
+mod conn;
+mod connect;
+mod deliveries;
+mod driver;
+mod load;
+mod probe;
+mod report;
+mod rng;
+mod schedule;
+mod timer;
+mod wire;
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+use std::time::Instant;
+
+pub use args::{BenchArgs, Plan, Shape};
+pub use probe::{MemorySample, ProcProbe, ServerProbe};
+pub use report::{Percentiles, Report};
+
+use driver::Driver;
+
+/// Descriptors the generator needs besides its connections (the poll, standard streams, /proc).
+const FD_RESERVE: u64 = 16;
+
+/// `a-chat bench`: runs the plan, prints the report, exits 0 when the run passed, 1 when not.
+pub fn main(args: &BenchArgs) -> io::Result<ExitCode> {
+    let plan = Plan::from_args(args).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let mut probe = args.server_pid.map(ProcProbe::process);
+    let report = run(plan, probe.as_mut().map(|p| p as &mut dyn ServerProbe))?;
+    let mut stdout = io::stdout().lock();
+    if args.json {
+        writeln!(stdout, "{}", report.to_json())?;
+    } else {
+        write!(stdout, "{}", report.to_table())?;
+    }
+    stdout.flush()?;
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Runs `plan` against its server; `probe`, when given, measures the server.
+pub fn run(plan: Plan, mut probe: Option<&mut dyn ServerProbe>) -> io::Result<Report> {
+    let nofile = crate::common::raise_open_file_limit();
+    if (plan.conns as u64).saturating_add(FD_RESERVE) > nofile {
+        return Err(io::Error::other(format!(
+            "{} connections need about {} open files, and the limit is {nofile} (ulimit -n)",
+            plan.conns,
+            plan.conns as u64 + FD_RESERVE
+        )));
+    }
+    let mut report = Report {
+        conns: plan.conns,
+        senders: plan.senders,
+        messages: plan.messages,
+        bytes: plan.bytes,
+        fanout: plan.fanout,
+        mode: plan.shape.describe(),
+        ..Report::default()
+    };
+    let zero = sample_memory(&mut probe);
+    log::info!(
+        "connecting {} connections to {}, {} at a time",
+        plan.conns,
+        plan.addr,
+        plan.ramp
+    );
+    let mut driver = Driver::new(plan)?;
+    let connect = driver.connect_all()?;
+    report.connect_login_secs = connect.as_secs_f64();
+    report.connect_login_us = Percentiles::of(&driver.connect_login_us);
+    report.logged_in = driver.logged_in;
+    report.timed_out = driver.logged_in + driver.failed < driver.plan.conns;
+    log::info!(
+        "{} logged in after {:.3} s ({} failed)",
+        driver.logged_in,
+        connect.as_secs_f64(),
+        driver.failed
+    );
+    let idle = sample_memory(&mut probe);
+
+    let mut cpu_us = None;
+    if driver.plan.shape == Shape::Idle {
+        hold(&mut driver, &mut report)?;
+    } else if !report.timed_out {
+        let cpu_start = sample_cpu(&mut probe);
+        let end = driver.run_load()?;
+        let cpu_end = sample_cpu(&mut probe);
+        cpu_us = cpu_start.zip(cpu_end).map(|(a, b)| b.saturating_sub(a));
+        report.timed_out = end.timed_out;
+        report.duration_secs = end.duration.as_secs_f64();
+    }
+    let after = sample_memory(&mut probe);
+
+    let books = &driver.books;
+    report.sent = books.counts.sent;
+    report.expected = books.expected();
+    report.delivered = books.counts.delivered;
+    report.lost = report.expected - report.delivered;
+    report.duplicates = books.counts.duplicates;
+    report.out_of_order = books.counts.out_of_order;
+    report.malformed = books.counts.malformed;
+    report.notices = books.counts.notices;
+    report.failed_conns = driver.failed;
+    if report.duration_secs > 0.0 {
+        report.delivered_per_sec = report.delivered as f64 / report.duration_secs;
+    }
+    report.latency_us = Percentiles::of(&books.latency_us);
+
+    let server = &mut report.server;
+    server.rss_kb_zero = zero.map(|m| m.rss_kb);
+    server.rss_kb_idle = idle.map(|m| m.rss_kb);
+    server.rss_kb_after = after.map(|m| m.rss_kb);
+    server.hwm_kb = after.map(|m| m.hwm_kb);
+    let per_conn = |before: u64, then: u64| {
+        (report.logged_in > 0).then(|| (then as f64 - before as f64) / report.logged_in as f64)
+    };
+    server.rss_bytes_per_idle_conn = zero
+        .zip(idle)
+        .and_then(|(z, i)| per_conn(z.rss_kb * 1024, i.rss_kb * 1024));
+    server.heap_bytes_per_idle_conn = zero
+        .and_then(|z| z.heap_bytes)
+        .zip(idle.and_then(|i| i.heap_bytes))
+        .and_then(|(z, i)| per_conn(z, i));
+    server.cpu_secs = cpu_us.map(|us| us as f64 / 1e6);
+    server.cpu_us_per_delivery = cpu_us
+        .filter(|_| report.delivered > 0)
+        .map(|us| us as f64 / report.delivered as f64);
+    Ok(report)
+}
+
+/// `--idle`: keeps the connections open for `--hold` (within the deadline), watching for any
+/// the server closes.
+fn hold(driver: &mut Driver, report: &mut Report) -> io::Result<()> {
+    let until = Instant::now() + driver.plan.hold;
+    if until > driver.deadline {
+        report.timed_out = true;
+    }
+    let until = until.min(driver.deadline);
+    loop {
+        let now = Instant::now();
+        if now >= until {
+            return Ok(());
+        }
+        driver.wait(until - now)?;
+    }
+}
+
+fn sample_memory(probe: &mut Option<&mut dyn ServerProbe>) -> Option<MemorySample> {
+    let probe = probe.as_mut()?;
+    probe
+        .memory()
+        .map_err(|e| log::warn!("cannot read the server's memory: {e}"))
+        .ok()
+}
+
+fn sample_cpu(probe: &mut Option<&mut dyn ServerProbe>) -> Option<u64> {
+    let probe = probe.as_mut()?;
+    probe
+        .cpu_us()
+        .map_err(|e| log::warn!("cannot read the server's CPU time: {e}"))
+        .ok()
+}
