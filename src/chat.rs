@@ -4,7 +4,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::io::{self, Read, Write};
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use log::{info, warn};
 use slab::Slab;
@@ -21,6 +21,10 @@ const SCRATCH_LEN: usize = 64 * 1024;
 /// Bytes read and dropped from a lingering connection per call, so that a peer that keeps
 /// sending cannot hold the loop; the next readiness event brings it back.
 const DISCARD_BUDGET: usize = SCRATCH_LEN;
+
+/// How long a login waits when its name is held by a connection that may be closing: a
+/// client that reconnects at once can beat its old connection's close to the server.
+const CONTENTION_WAIT: Duration = Duration::from_millis(50);
 
 /// Bytes read from one connection when the shutdown begins ("what has already arrived"): the
 /// kernel's receive buffer holds less, so this only stops a peer that sends faster than we read.
@@ -41,6 +45,17 @@ pub trait Transport: Read + Write {
     fn is_closed_by_peer(&mut self) -> bool {
         false
     }
+}
+
+/// A login waiting for a name whose holder may be closing, with the input that followed it.
+#[derive(Debug)]
+struct Contender {
+    /// The name line and everything read after it, as lines ended by `\n`, then the
+    /// unfinished rest.
+    input: Vec<u8>,
+    login_deadline: Instant,
+    /// A line after the name line was too long (found while the login waited).
+    too_long: bool,
 }
 
 /// The result of [`Chat::on_readable`].
@@ -77,6 +92,8 @@ pub struct Chat<T> {
     pub(crate) route_count: u64,
     pub(crate) stats: Stats,
     shutting_down: bool,
+    /// The input of connections in `Phase::Contending`, from their name line on.
+    contenders: HashMap<usize, Contender>,
     /// The notices without arguments, allocated once.
     notices: [Rc<[u8]>; LineError::ALL.len()],
     scratch: Vec<u8>,
@@ -97,6 +114,7 @@ impl<T: Transport> Chat<T> {
             route_count: 0,
             stats: Stats::default(),
             shutting_down: false,
+            contenders: HashMap::new(),
             notices: LineError::ALL.map(|error| Rc::from(error.notice().as_bytes())),
             scratch: vec![0; SCRATCH_LEN],
         }
@@ -110,7 +128,10 @@ impl<T: Transport> Chat<T> {
         let deadline = now + self.config.login_timeout;
         let key = self.peers.insert(Peer {
             io,
-            phase: Phase::AwaitingName { deadline },
+            phase: Phase::AwaitingName {
+                deadline,
+                contended: false,
+            },
             name: None,
             framer: Default::default(),
             outbox: Outbox::new(),
@@ -257,6 +278,7 @@ impl<T: Transport> Chat<T> {
                     self.queue_text(key, "error: login timeout\n");
                     self.begin_close(key, CloseReason::LoginTimeout, now);
                 }
+                Phase::Contending { .. } => self.retry_login(key, now),
                 Phase::Closing { reason, .. } | Phase::Lingering { reason, .. } => {
                     let reason = match reason {
                         CloseReason::PeerClosed => CloseReason::TimedOut,
@@ -362,20 +384,31 @@ impl<T: Transport> Chat<T> {
             return;
         };
         peer.framer = framer;
-        if result.is_err() && peer.phase.read_mode() == ReadMode::Process {
+        if let Some(contender) = self.contenders.get_mut(&key) {
+            // The rest of this read waits with the name line, in order.
+            contender.input.extend(peer.framer.take_unfinished());
+            contender.too_long |= result.is_err();
+        } else if result.is_err() && peer.phase.read_mode() == ReadMode::Process {
             self.reject(key, LineError::LineTooLong, now);
         }
     }
 
     fn on_line(&mut self, key: usize, line: &[u8], now: Instant) {
         match self.peers[key].phase {
-            Phase::AwaitingName { .. } => match parse_name(line) {
-                Ok(name) if self.name_is_held(name, now) => {
-                    self.reject(key, LineError::NameTaken, now)
-                }
-                Ok(name) => self.log_in(key, name),
+            Phase::AwaitingName {
+                deadline,
+                contended,
+            } => match parse_name(line) {
+                Ok(name) if !self.name_is_held(name, now) => self.log_in(key, name),
+                Ok(_) if !contended => self.contend(key, line, deadline, now),
+                Ok(_) => self.reject(key, LineError::NameTaken, now),
                 Err(error) => self.reject(key, error, now),
             },
+            Phase::Contending { .. } => {
+                let input = &mut self.contenders.get_mut(&key).expect("contender").input;
+                input.extend_from_slice(line);
+                input.push(b'\n');
+            }
             Phase::Chatting => match parse_message(line) {
                 Ok(None) => {}
                 Ok(Some(message)) => self.route(key, message),
@@ -397,6 +430,50 @@ impl<T: Transport> Chat<T> {
         }
         self.on_end_of_input(holder, now);
         false
+    }
+
+    /// Holds the login of `key`, whose name line is `line`, for [`CONTENTION_WAIT`]: the
+    /// holder's close may be on its way. Its later lines wait with it.
+    fn contend(&mut self, key: usize, line: &[u8], login_deadline: Instant, now: Instant) {
+        let mut input = Vec::with_capacity(line.len() + 1);
+        input.extend_from_slice(line);
+        input.push(b'\n');
+        self.contenders.insert(
+            key,
+            Contender {
+                input,
+                login_deadline,
+                too_long: false,
+            },
+        );
+        self.set_deadline_phase(
+            key,
+            Phase::Contending {
+                retry_at: now + CONTENTION_WAIT,
+            },
+        );
+    }
+
+    /// Asks for the name again, this time for good, and catches up with the input.
+    fn retry_login(&mut self, key: usize, now: Instant) {
+        let Some(contender) = self.contenders.remove(&key) else {
+            return;
+        };
+        let deadline = contender.login_deadline;
+        self.set_deadline_phase(
+            key,
+            Phase::AwaitingName {
+                deadline,
+                contended: true,
+            },
+        );
+        self.on_bytes(key, &contender.input, now);
+        let peer = &self.peers[key];
+        if contender.too_long && peer.phase.read_mode() == ReadMode::Process {
+            self.reject(key, LineError::LineTooLong, now);
+        }
+        // Edge-triggered readiness was spent while it waited: read what came meanwhile.
+        self.on_readable(key, SHUTDOWN_READ_CAP, now);
     }
 
     fn log_in(&mut self, key: usize, name: &str) {
@@ -468,6 +545,7 @@ impl<T: Transport> Chat<T> {
             return;
         }
         self.active -= 1;
+        self.contenders.remove(&key);
         if peer.phase == Phase::Chatting
             && let Some(name) = &peer.name
         {
@@ -493,7 +571,7 @@ impl<T: Transport> Chat<T> {
     /// The peer closed its side: it is logged out, and what is queued for it still goes out.
     fn on_end_of_input(&mut self, key: usize, now: Instant) {
         match &self.peers[key].phase {
-            Phase::AwaitingName { .. } | Phase::Chatting => {
+            Phase::AwaitingName { .. } | Phase::Contending { .. } | Phase::Chatting => {
                 self.retire(key);
                 let deadline = self.close_deadline(now, self.config.shutdown_timeout);
                 self.set_deadline_phase(
@@ -652,6 +730,9 @@ mod tests {
         let impostor = s.connect();
         s.send(impostor, b"bob\nbob: spoof\n");
         s.turn();
+        // The holder might be closing: the login waits a moment before it is refused.
+        assert_eq!(s.take_output(impostor), "");
+        s.advance(CONTENTION_WAIT);
         assert_eq!(s.take_output(impostor), "error: name taken\n");
         assert_eq!(s.take_output(bob), "");
         assert_eq!(phase(&mut s, bob), Phase::Chatting);
@@ -666,6 +747,27 @@ mod tests {
         s.send(new, b"bob\nbob: back\n");
         s.turn();
         assert_eq!(s.take_output(new), "from bob: back\n");
+    }
+
+    #[test]
+    fn login_waiting_for_a_closing_holder_gets_the_name_and_keeps_its_input() {
+        let mut s = server();
+        let old = login(&mut s, "bob");
+        let alice = login(&mut s, "alice");
+        let new = s.connect_with(MemoryTransport {
+            read_chunk: 5,
+            ..MemoryTransport::default()
+        });
+        s.send(new, b"bob\nalice: one\nalice: tw");
+        s.turn();
+        assert!(matches!(phase(&mut s, new), Phase::Contending { .. }));
+        // The old connection's close arrives while the new login waits; more input too.
+        s.transport(old).input_closed = true;
+        s.send(new, b"o\nbob: three\n");
+        s.turn();
+        s.advance(CONTENTION_WAIT);
+        assert_eq!(s.take_output(alice), "from bob: one\nfrom bob: two\n");
+        assert_eq!(s.take_output(new), "from bob: three\n");
     }
 
     #[test]

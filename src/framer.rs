@@ -94,6 +94,11 @@ impl LineFramer {
         Ok(())
     }
 
+    /// Takes the unfinished line out, leaving the framer empty.
+    pub fn take_unfinished(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.tail)
+    }
+
     fn reset(&mut self) -> LineTooLong {
         self.tail = Vec::new();
         LineTooLong

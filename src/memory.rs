@@ -176,6 +176,11 @@ impl MemoryServer {
         id
     }
 
+    /// The core's slab key of connection `id`, while it is open.
+    pub fn key(&self, id: u64) -> Option<usize> {
+        self.live.get(&id).copied()
+    }
+
     /// Whether the connection `id` is still open.
     pub fn is_open(&self, id: u64) -> bool {
         self.live.contains_key(&id)

@@ -13,7 +13,11 @@ use crate::parse::LineError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Phase {
     /// Connected; its first line will be its name. Closed at `deadline` if none came.
-    AwaitingName { deadline: Instant },
+    /// `contended` is set once it has waited for a name held by another connection.
+    AwaitingName { deadline: Instant, contended: bool },
+    /// Its name is held by a connection that may be going away (its close may still be on the
+    /// way): its input waits, unread, until `retry_at`; then the name is asked for again.
+    Contending { retry_at: Instant },
     /// Logged in: its name is in the directory and its lines are routed.
     Chatting,
     /// Its input is no longer processed; its queue is being flushed, after which its write side
@@ -45,12 +49,16 @@ pub(crate) enum ReadMode {
 
 impl Phase {
     pub(crate) fn is_active(&self) -> bool {
-        matches!(self, Phase::AwaitingName { .. } | Phase::Chatting)
+        matches!(
+            self,
+            Phase::AwaitingName { .. } | Phase::Contending { .. } | Phase::Chatting
+        )
     }
 
     pub(crate) fn deadline(&self) -> Option<Instant> {
         match *self {
-            Phase::AwaitingName { deadline } => Some(deadline),
+            Phase::AwaitingName { deadline, .. } => Some(deadline),
+            Phase::Contending { retry_at } => Some(retry_at),
             Phase::Closing { deadline, .. } | Phase::Lingering { deadline, .. } => deadline,
             Phase::Chatting | Phase::Closed { .. } => None,
         }
@@ -60,7 +68,9 @@ impl Phase {
         match self {
             Phase::AwaitingName { .. } | Phase::Chatting => ReadMode::Process,
             Phase::Lingering { .. } => ReadMode::Discard,
-            Phase::Closing { .. } | Phase::Closed { .. } => ReadMode::Stop,
+            Phase::Contending { .. } | Phase::Closing { .. } | Phase::Closed { .. } => {
+                ReadMode::Stop
+            }
         }
     }
 }

@@ -52,6 +52,8 @@ struct Peer {
     reset: bool,
     /// It half-closed: it is logged out and reads the rest.
     half_closed: bool,
+    /// Its name was held by a live peer: the server holds its login until time moves on.
+    contending: Option<String>,
     /// Every line it must receive, in order.
     expected: Vec<String>,
 }
@@ -88,7 +90,10 @@ impl Sim {
 
     fn live(&mut self) -> Option<usize> {
         let candidates: Vec<usize> = (0..self.peers.len())
-            .filter(|&i| !self.peers[i].done && !self.peers[i].half_closed)
+            .filter(|&i| {
+                let peer = &self.peers[i];
+                !peer.done && !peer.half_closed && peer.contending.is_none()
+            })
             .collect();
         (!candidates.is_empty()).then(|| candidates[self.rng.below(candidates.len())])
     }
@@ -108,6 +113,7 @@ impl Sim {
             done: false,
             reset: false,
             half_closed: false,
+            contending: None,
             expected: Vec::new(),
         };
         if self.shutting_down {
@@ -126,8 +132,7 @@ impl Sim {
                     self.peers[holder].name = None;
                     self.log_in(&mut peer, name);
                 } else {
-                    peer.expected.push("error: name taken".into());
-                    peer.done = true;
+                    peer.contending = Some(name.to_string());
                 }
             } else {
                 self.log_in(&mut peer, name);
@@ -139,6 +144,38 @@ impl Sim {
     fn log_in(&mut self, peer: &mut Peer, name: &str) {
         peer.name = Some(name.to_string());
         self.directory.insert(name.to_string(), self.peers.len());
+    }
+
+    /// Time moves past the contention wait: each waiting login, in the server's timer order
+    /// (the same deadline, so by slab key), gets the name if it is free now, else is refused.
+    fn advance(&mut self) {
+        self.server.advance(std::time::Duration::from_millis(60));
+        let mut waiting: Vec<(usize, usize)> = (0..self.peers.len())
+            .filter(|&i| self.peers[i].contending.is_some())
+            .map(|i| (self.server.key(self.peers[i].id).expect("open"), i))
+            .collect();
+        waiting.sort_unstable();
+        for (_, i) in waiting {
+            let name = self.peers[i].contending.take().unwrap();
+            if self.directory.contains_key(&name) {
+                self.peers[i].expected.push("error: name taken".into());
+                self.peers[i].done = true;
+            } else {
+                self.peers[i].name = Some(name.clone());
+                self.directory.insert(name, i);
+            }
+        }
+    }
+
+    /// The shutdown closes waiting logins without a word.
+    fn shut_down(&mut self) {
+        self.server.begin_shutdown();
+        self.shutting_down = true;
+        for peer in &mut self.peers {
+            if peer.contending.take().is_some() {
+                peer.done = true;
+            }
+        }
     }
 
     fn message(&mut self) {
@@ -226,19 +263,18 @@ impl Sim {
                 70..=79 => self.garbage(),
                 80..=82 => self.half_close(),
                 83..=84 => self.reset(),
+                85..=86 => self.advance(),
                 _ => self.read_some(),
             }
             if step == shutdown_at {
-                self.server.begin_shutdown();
-                self.shutting_down = true;
+                self.shut_down();
             }
             // Every line sent is processed before the next step: the model's order is the
             // server's order.
             self.server.turn();
         }
         if !self.shutting_down {
-            self.server.begin_shutdown();
-            self.shutting_down = true;
+            self.shut_down();
         }
         // Everyone reads everything, then closes.
         for peer in &self.peers {
