@@ -41,9 +41,12 @@ impl<T: Transport> Chat<T> {
                 continue;
             }
             receiver.last_route = stamp;
-            let bytes = shared
-                .get_or_insert_with(|| format_message(&name, message.text))
-                .clone();
+            let bytes = match &shared {
+                Some(bytes) => bytes.clone(),
+                None => shared
+                    .insert(self.format_message(&name, message.text))
+                    .clone(),
+            };
             if self.queue(key, bytes) {
                 self.stats.messages_routed += 1;
                 debug!(
@@ -53,19 +56,17 @@ impl<T: Transport> Chat<T> {
             }
         }
     }
-}
 
-/// `from NAME: TEXT\n`, in one allocation (the chained slices have an exact length, so the
-/// `Rc` slice is allocated once and filled in place).
-fn format_message(name: &str, text: &str) -> Rc<[u8]> {
-    b"from "
-        .iter()
-        .chain(name.as_bytes())
-        .chain(b": ")
-        .chain(text.as_bytes())
-        .chain(b"\n")
-        .copied()
-        .collect()
+    /// `from NAME: TEXT\n`, assembled in a reused buffer and copied once into its shared
+    /// allocation.
+    fn format_message(&mut self, name: &str, text: &str) -> Rc<[u8]> {
+        let buf = &mut self.format_buf;
+        buf.clear();
+        for part in [b"from ", name.as_bytes(), b": ", text.as_bytes(), b"\n"] {
+            buf.extend_from_slice(part);
+        }
+        Rc::from(&buf[..])
+    }
 }
 
 /// The unknown destinations already answered in one line: a short list, or a set once the list
@@ -101,11 +102,12 @@ mod tests {
 
     #[test]
     fn message_format() {
-        assert_eq!(
-            &*format_message("alice", "hi there"),
-            b"from alice: hi there\n"
-        );
-        assert_eq!(&*format_message("bob", ""), b"from bob: \n");
+        let mut chat: Chat<crate::memory::MemoryTransport> = Chat::new(crate::Config::default());
+        let hi = chat.format_message("alice", "hi there");
+        assert_eq!(&*hi, b"from alice: hi there\n");
+        assert_eq!(&*chat.format_message("bob", ""), b"from bob: \n");
+        // The buffer is reused, the message keeps its own bytes.
+        assert_eq!(&*hi, b"from alice: hi there\n");
     }
 
     #[test]

@@ -90,6 +90,8 @@ pub struct Chat<T> {
     /// Keys in `Phase::Closed`, waiting for [`Chat::reap`].
     closed: Vec<usize>,
     pub(crate) route_count: u64,
+    /// Where routed messages are formatted before being copied into their shared buffer.
+    pub(crate) format_buf: Vec<u8>,
     pub(crate) stats: Stats,
     shutting_down: bool,
     /// The input of connections in `Phase::Contending`, from their name line on.
@@ -112,6 +114,7 @@ impl<T: Transport> Chat<T> {
             dirty: Vec::new(),
             closed: Vec::new(),
             route_count: 0,
+            format_buf: Vec::new(),
             stats: Stats::default(),
             shutting_down: false,
             contenders: HashMap::new(),

@@ -7,13 +7,17 @@ use std::rc::Rc;
 /// How many queued chunks one `write_vectored` call hands to the kernel at most.
 const MAX_SLICES: usize = 64;
 
+/// The deque capacity an emptied outbox keeps (4 chunks: 64 bytes).
+const KEPT_CAPACITY: usize = 4;
+
 /// The bytes waiting to be written to one peer.
 ///
 /// A message routed to many peers is one `Rc<[u8]>` that every receiver's outbox points to.
-/// An empty outbox owns no heap memory.
+/// An empty outbox owns at most a few dozen bytes of heap memory.
 #[derive(Debug, Default)]
 pub struct Outbox {
-    /// Invariant: no chunk is empty; the deque has no capacity when it holds nothing.
+    /// Invariant: no chunk is empty; when it holds nothing, its capacity is at most
+    /// `KEPT_CAPACITY`.
     chunks: VecDeque<Rc<[u8]>>,
     /// How much of the front chunk is already written.
     /// Invariant: less than the front chunk's length, and 0 when there is no chunk.
@@ -90,8 +94,9 @@ impl Outbox {
             self.front_written = 0;
             self.chunks.pop_front();
         }
-        if self.chunks.is_empty() {
-            // Give the deque's memory back: most peers are idle most of the time.
+        if self.chunks.is_empty() && self.chunks.capacity() > KEPT_CAPACITY {
+            // Give a large deque's memory back: most peers are idle most of the time. A small
+            // one is kept, so that a busy peer does not allocate at every turn.
             self.chunks = VecDeque::new();
         }
     }
@@ -149,6 +154,7 @@ mod tests {
         };
         assert_eq!(outbox.write_to(&mut w).unwrap(), 30);
         assert_eq!((w.calls, outbox.queued(), outbox.is_empty()), (1, 0, true));
+        // Ten chunks grew the deque past what an idle outbox keeps.
         assert_eq!(outbox.chunks.capacity(), 0);
     }
 
