@@ -437,8 +437,8 @@ fn chaos_does_not_lose_or_spoof_messages_and_shutdown_is_clean() {
         }
         thread::sleep(Duration::from_millis(200));
     }
-    stop.store(true, Ordering::Relaxed);
     if let Some(soak) = soak {
+        // The chaos and the good peers go on while the load generator finishes.
         let output = soak.wait_with_output().unwrap();
         let report = String::from_utf8_lossy(&output.stdout);
         println!("soak load: {report}");
@@ -457,6 +457,7 @@ fn chaos_does_not_lose_or_spoof_messages_and_shutdown_is_clean() {
             );
         }
     }
+    stop.store(true, Ordering::Relaxed);
     for thread in chaos_threads {
         thread.join().unwrap();
     }
