@@ -277,10 +277,9 @@ impl<T: Transport> Chat<T> {
                 continue;
             }
             match &peer.phase {
-                Phase::AwaitingName { .. } => {
-                    self.queue_text(key, "error: login timeout\n");
-                    self.begin_close(key, CloseReason::LoginTimeout, now);
-                }
+                // No notice: the contract names none for a login timeout. The close is the
+                // same orderly one (write side shut, input drained) as after a notice.
+                Phase::AwaitingName { .. } => self.begin_close(key, CloseReason::LoginTimeout, now),
                 Phase::Contending { .. } => self.retry_login(key, now),
                 Phase::Closing { reason, .. } | Phase::Lingering { reason, .. } => {
                     let reason = match reason {
@@ -700,14 +699,15 @@ mod tests {
     }
 
     #[test]
-    fn login_timeout_notices_and_closes() {
+    fn login_timeout_closes_without_a_notice() {
         let mut s = server();
         let id = s.connect();
         s.send(id, b"\xff\n");
         s.advance(Duration::from_secs(9));
         assert_eq!(s.take_output(id), "error: invalid utf-8\n");
+        assert!(!s.transport(id).write_shut);
         s.advance(Duration::from_secs(1));
-        assert_eq!(s.take_output(id), "error: login timeout\n");
+        assert_eq!(s.take_output(id), "");
         assert!(s.transport(id).write_shut);
     }
 

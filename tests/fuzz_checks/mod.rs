@@ -356,7 +356,6 @@ fn check_outputs(server: &mut MemoryServer, conns: &[Conn]) {
                     "error: invalid name",
                     "error: name taken",
                     "error: server full",
-                    "error: login timeout",
                 ]
                 .contains(&first)
             })
