@@ -23,7 +23,7 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use util::{Client, ServerProcess, WAIT, eventually};
+use util::{Client, ServerProcess, WAIT, eventually, reset_on_close};
 
 const GOOD: usize = 100;
 const CHAOS: usize = 100;
@@ -244,7 +244,7 @@ fn chaos(
         match kind {
             0 => {
                 let _ = stream.write_all(format!("{me}\n{good}: #{me}.0\n{good}: part").as_bytes());
-                reset(&stream);
+                reset_on_close(&stream);
             }
             1 => {
                 let _ =
@@ -289,8 +289,8 @@ fn chaos(
                         .unwrap()
                         .push(format!("{me} was never evicted"));
                 }
-                reset(&flooder.stream);
-                reset(&stream);
+                flooder.reset();
+                reset_on_close(&stream);
             }
             3 => {
                 for byte in format!("{me}\r\n{good}: #{me}.0\r\n{me}: #{me}.1\r\n").bytes() {
@@ -359,24 +359,6 @@ fn chaos(
                 }
             }
         }
-    }
-}
-
-fn reset(stream: &TcpStream) {
-    use std::os::fd::AsRawFd;
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: setsockopt on a socket we own, with a correctly sized `linger`.
-    unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
     }
 }
 
