@@ -7,20 +7,15 @@ use std::hint::black_box;
 
 use a_chat::Config;
 use a_chat::framer::LineFramer;
-use a_chat::memory::MemoryServer;
+use a_chat::memory::{MemoryServer, XorShift};
 use a_chat::parse::{parse_message, parse_name};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 /// About 1 MiB of what clients send: names, messages to one or several peers with texts of
 /// 10 to 200 bytes, some lines ending in `\r\n` (as `nc -C` sends them).
 fn protocol_input() -> (Vec<u8>, usize) {
-    let mut seed = 0x2545_F491_4F6C_DD1Du64;
-    let mut next = move |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let mut rng = XorShift::new(0x2545_F491_4F6C_DD1D);
+    let mut next = move |n: u64| rng.below(n);
     let mut input = Vec::with_capacity(1 << 20);
     let mut lines = 0;
     while input.len() < 1 << 20 {

@@ -11,15 +11,6 @@
 //! The figures are the generator's JSON, plus what only this process can see: the server
 //! thread's heap, and its CPU time from `/proc/self/task/TID/stat`.
 
-// Shared with the binary. Their unit tests are compiled here without the test harness, so
-// their `use super::*` looks unused.
-#[path = "../src/bin/a-chat/common.rs"]
-#[allow(dead_code, unused_imports)]
-mod common;
-#[path = "../src/bin/a-chat/bench/probe.rs"]
-#[allow(dead_code, unused_imports)]
-mod probe;
-
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -32,9 +23,9 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use a_chat::process::{ProcProbe, raise_open_file_limit};
 use a_chat::{Config, Server, Stats, Tokens};
 use mio::{Events, Poll, Token, Waker};
-use probe::{ProcProbe, ServerProbe};
 
 // ---------------------------------------------------------------------------------------------
 // The counting allocator: live bytes allocated by the server thread.
@@ -139,20 +130,14 @@ fn start_server() -> ServerThread {
         let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
         let mut server = Server::bind(config, &[any], tokens).unwrap();
         server.register(poll.registry()).unwrap();
-        ready
-            .send((server.local_addrs().unwrap()[0], waker, task))
-            .unwrap();
+        ready.send((server.local_addrs()[0], waker, task)).unwrap();
         let mut events = Events::with_capacity(1024);
         while !server.is_finished() {
             poll.poll(&mut events, server.timeout()).unwrap();
-            for event in events.iter() {
-                if event.token() == STOP {
-                    server.begin_shutdown(poll.registry());
-                } else {
-                    server.handle_event(poll.registry(), event);
-                }
+            server.handle_events(poll.registry(), &events);
+            if events.iter().any(|event| event.token() == STOP) {
+                server.begin_shutdown(poll.registry());
             }
-            server.process(poll.registry());
             seen.logged_in
                 .store(server.stats().peers_logged_in, Ordering::Relaxed);
         }
@@ -243,7 +228,7 @@ fn run(
     index: usize,
     scenario: &Scenario,
 ) -> (HashMap<String, String>, Extra) {
-    let mut thread_probe = ProcProbe::new(PathBuf::from("/proc/self/status"), server.stat.clone());
+    let thread_probe = ProcProbe::new(PathBuf::from("/proc/self/status"), server.stat.clone());
     let mut extra = Extra {
         heap_zero: SERVER_HEAP.load(Ordering::Relaxed),
         ..Extra::default()
@@ -265,7 +250,7 @@ fn run(
     while Instant::now() < give_up {
         if server.shared.logged_in.load(Ordering::Relaxed) >= scenario.conns {
             extra.heap_idle = SERVER_HEAP.load(Ordering::Relaxed);
-            cpu_start = thread_probe.cpu_us().ok();
+            cpu_start = thread_probe.cpu_time().ok();
             break;
         }
         if child.try_wait().unwrap().is_some() {
@@ -276,8 +261,8 @@ fn run(
     let output = child.wait_with_output().expect("a-chat bench ran");
     extra.heap_after = SERVER_HEAP.load(Ordering::Relaxed);
     extra.cpu_us = cpu_start
-        .zip(thread_probe.cpu_us().ok())
-        .map(|(start, end)| end.saturating_sub(start));
+        .zip(thread_probe.cpu_time().ok())
+        .map(|(start, end)| end.saturating_sub(start).as_micros() as u64);
     let json = String::from_utf8_lossy(&output.stdout);
     println!("{}: {}", scenario.name, json.trim());
     if !output.status.success() {
@@ -305,7 +290,7 @@ fn parse_flat_json(json: &str) -> HashMap<String, String> {
 
 fn main() {
     // `cargo bench` passes `--bench` (and any filter); the scenarios run regardless.
-    let nofile = common::raise_open_file_limit();
+    let nofile = raise_open_file_limit();
     println!(
         "open-file limit {nofile}; server on a thread of pid {}",
         std::process::id()

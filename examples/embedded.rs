@@ -11,6 +11,8 @@
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use a_chat::{Config, Server, Tokens};
@@ -34,8 +36,8 @@ pub struct Host {
     udp: UdpSocket,
     tick: Duration,
     next_tick: Instant,
-    /// How many times the timer fired.
-    pub ticks: u64,
+    /// How many times the timer fired (shared, so that another thread may watch it).
+    pub ticks: Arc<AtomicU64>,
     /// How many datagrams were echoed.
     pub echoed: u64,
 }
@@ -59,13 +61,13 @@ impl Host {
             udp,
             tick,
             next_tick: Instant::now() + tick,
-            ticks: 0,
+            ticks: Arc::default(),
             echoed: 0,
         })
     }
 
     pub fn chat_addr(&self) -> SocketAddr {
-        self.chat.local_addrs().expect("bound")[0]
+        self.chat.local_addrs()[0]
     }
 
     pub fn udp_addr(&self) -> SocketAddr {
@@ -78,6 +80,7 @@ impl Host {
     pub fn run(&mut self, mut stops: impl FnMut() -> usize) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         while !self.chat.is_finished() {
+            // Sleep until the next event, the host's tick or the chat server's next timer.
             let until_tick = self.next_tick.saturating_duration_since(Instant::now());
             let timeout = self
                 .chat
@@ -88,10 +91,10 @@ impl Host {
                 other => other?,
             }
             let registry = self.poll.registry();
-            for event in events.iter() {
-                if self.chat.handle_event(registry, event) {
-                    continue;
-                }
+            // After every poll, events or not: the chat server takes its own events and runs
+            // its timers.
+            self.chat.handle_events(registry, &events);
+            for event in events.iter().filter(|e| !CHAT.contains(e.token())) {
                 match event.token() {
                     UDP => self.echoed += echo(&self.udp)?,
                     STOP => {
@@ -106,9 +109,8 @@ impl Host {
                     _ => {}
                 }
             }
-            self.chat.process(registry);
             if Instant::now() >= self.next_tick {
-                self.ticks += 1;
+                self.ticks.fetch_add(1, Ordering::Relaxed);
                 self.next_tick += self.tick;
             }
         }
@@ -164,7 +166,10 @@ fn main() -> io::Result<ExitCode> {
     let stats = host.chat.stats();
     println!(
         "done: {} messages routed, {} datagrams echoed, {} ticks, {} bytes unsent",
-        stats.messages_routed, host.echoed, host.ticks, stats.bytes_unsent_at_shutdown
+        stats.messages_routed,
+        host.echoed,
+        host.ticks.load(Ordering::Relaxed),
+        stats.bytes_unsent_at_shutdown
     );
     Ok(if stats.bytes_unsent_at_shutdown == 0 {
         ExitCode::SUCCESS

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 /// The options of `a-chat server`, as a value an embedding host can build directly.
+/// `Config::default()` holds the contract's defaults, except `max_conns` (1024 here).
 ///
 /// ```
 /// use std::time::Duration;
@@ -21,7 +22,9 @@ pub struct Config {
     /// disconnected as a slow consumer (`--max-queue`).
     pub max_queue: usize,
     /// The most concurrent connections that are logging in or logged in (`--max-conns`).
-    /// One more is answered `error: server full` and closed.
+    /// One more is answered `error: server full` and closed. 1024 by default; the binary
+    /// computes its default from the open-file limit ([`Config::max_conns_for_nofile`]). A
+    /// [`crate::Server`]'s token share must hold this many connections plus its listeners.
     pub max_conns: usize,
     /// How long a new connection has to send a valid name (`--login-timeout`).
     pub login_timeout: Duration,

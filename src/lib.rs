@@ -8,52 +8,61 @@
 //! # Embedding
 //!
 //! [`Server`] runs on a `mio::Poll` that the host owns, beside the host's own sources, using
-//! only the tokens the host lends it. The host forwards events, calls [`Server::process`]
-//! after each batch, folds [`Server::timeout`] into its poll timeout, and decides when to shut
-//! down (signals are the host's business):
+//! only the tokens the host lends it. After every poll the host hands it the whole batch of
+//! events ([`Server::handle_events`], which also runs its timers, so it is called after a
+//! timeout too), sleeps no longer than [`Server::timeout`], and decides when to shut down
+//! (signals are the host's business). The library has no CLI dependencies:
+//! `a-chat = { version = "0.1", default-features = false }` builds it on `mio`, `slab`, `log`
+//! and `rustix` alone.
 //!
 //! ```
-//! use std::io::{BufRead, BufReader, Write};
+//! use std::io::{BufRead, BufReader, Read, Write};
 //! use std::net::TcpStream;
-//! use std::time::Duration;
+//! use std::sync::Arc;
 //!
 //! use a_chat::{Config, Server, Tokens};
-//! use mio::{Events, Poll, Token};
+//! use mio::{Events, Poll, Token, Waker};
 //!
 //! # fn main() -> std::io::Result<()> {
 //! let mut poll = Poll::new()?;
-//! // Tokens 0..100 stay the host's; the chat server gets 100..1100.
+//! // Token 0 stays the host's (a Waker, here); the chat server gets 100..1100.
+//! const STOP: Token = Token(0);
+//! let waker = Arc::new(Waker::new(poll.registry(), STOP)?);
 //! let tokens = Tokens { first: Token(100), count: 1000 };
 //! let config = Config { max_conns: 900, ..Config::default() };
 //! let mut chat = Server::bind(config, &["127.0.0.1:0".parse().unwrap()], tokens)?;
 //! chat.register(poll.registry())?;
 //!
-//! // A client, for the example: it logs in as alice and messages herself.
-//! let mut alice = TcpStream::connect(chat.local_addrs()?[0])?;
-//! alice.write_all(b"alice\nalice: hello\n")?;
-//! alice.set_nonblocking(true)?;
-//! let mut reply = BufReader::new(alice.try_clone()?);
-//! let mut line = String::new();
+//! // A client, for the example: alice logs in, messages herself, then asks the host to stop
+//! // and reads until the server closes.
+//! let addr = chat.local_addrs()[0];
+//! let alice = std::thread::spawn(move || -> std::io::Result<String> {
+//!     let mut stream = TcpStream::connect(addr)?;
+//!     stream.write_all(b"alice\nalice: hello\n")?;
+//!     let mut reader = BufReader::new(stream);
+//!     let mut line = String::new();
+//!     reader.read_line(&mut line)?;
+//!     waker.wake()?;
+//!     reader.read_to_string(&mut line)?; // end of stream: the server shut its side
+//!     Ok(line)
+//! });
 //!
 //! let mut events = Events::with_capacity(256);
 //! while !chat.is_finished() {
-//!     let timeout = chat.timeout().unwrap_or(Duration::from_millis(10)).min(Duration::from_millis(10));
-//!     poll.poll(&mut events, Some(timeout))?;
-//!     for event in events.iter() {
-//!         if !chat.handle_event(poll.registry(), event) {
-//!             // The host's own event.
+//!     // Sleep until an event or the server's next timer; no polling every few milliseconds.
+//!     poll.poll(&mut events, chat.timeout())?;
+//!     chat.handle_events(poll.registry(), &events); // after every poll, events or not
+//!     for event in events.iter().filter(|e| !tokens.contains(e.token())) {
+//!         if event.token() == STOP {
+//!             // The host decides to stop: what is queued is delivered, then each
+//!             // connection is closed once its peer closes.
+//!             chat.begin_shutdown(poll.registry());
 //!         }
 //!     }
-//!     chat.process(poll.registry());
-//!     if !chat.is_shutting_down() && reply.read_line(&mut line).is_ok() {
-//!         assert_eq!(line, "from alice: hello\n");
-//!         // The host decides to stop: queued messages are delivered, then it finishes
-//!         // once alice has closed.
-//!         chat.begin_shutdown(poll.registry());
-//!         alice.shutdown(std::net::Shutdown::Both)?;
-//!     }
 //! }
+//! assert_eq!(alice.join().unwrap()?, "from alice: hello\n");
 //! assert_eq!(chat.stats().messages_routed, 1);
+//! assert_eq!(chat.timeout(), None); // finished: inert, the host may poll on without it
 //! # Ok(())
 //! # }
 //! ```
@@ -64,34 +73,29 @@
 //! # Layout
 //! - [`framer`]: bytes in, complete lines out, with a bound on the unfinished line.
 //! - [`parse`]: login names and `DESTS: TEXT` lines, borrowed from the input.
-//! - [`Chat`] (`chat`, `broker`, `peer`, `outbox`): the IO-free core. Every connection's
-//!   state machine, the directory of names, routing, timers and the shutdown sequence, driven
-//!   through the [`Transport`] trait so that tests and fuzzers run it in memory.
-//! - [`Server`] (`server`, `listener`): the thin `mio` driver around the core, on a `Poll` the
-//!   caller owns.
+//! - [`Chat`] (`src/chat/`): the IO-free core. Every connection's state machine, the directory
+//!   of names, routing, timers and the shutdown sequence, driven through the [`Transport`]
+//!   trait so that tests and fuzzers run it in memory. Its docs give the driver's call order.
+//! - [`Server`] (`src/net/`): the thin `mio` driver around the core, on a `Poll` the caller
+//!   owns; [`bind_listener`] makes its listening sockets.
 //! - [`memory`]: the core driven in memory, for tests, fuzzers and simulations.
-//! - [`client`]: the line client of `a-chat client`.
+//! - [`process`]: the open-file limit, physical memory, resident memory and CPU time.
+//! - [`Config`], [`Stats`]: the limits in, the counters out.
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![doc(test(attr(deny(warnings))))]
 
-mod broker;
 mod chat;
-pub mod client;
 mod config;
 pub mod framer;
-mod listener;
 pub mod memory;
-mod outbox;
+mod net;
 pub mod parse;
-mod peer;
-mod server;
+pub mod process;
 mod stats;
 
-pub use chat::{Chat, ReadOutcome, Transport};
+pub use chat::{Chat, CloseReason, DEFAULT_READ_BUDGET, Transport};
 pub use config::Config;
-pub use listener::{LISTEN_BACKLOG, bind_listener};
+pub use net::{LISTEN_BACKLOG, Server, Tokens, bind_listener};
 pub use parse::LineError;
-pub use peer::CloseReason;
-pub use server::{Server, Tokens};
 pub use stats::Stats;

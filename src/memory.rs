@@ -1,5 +1,6 @@
-//! The IO-free core driven in memory: a scripted [`Transport`] and a driver loop over it, for
-//! unit tests, fuzzers and simulations.
+//! The IO-free core driven in memory: a scripted [`Transport`], a driver loop over it that
+//! follows [`Chat`]'s call order to the letter, and the deterministic random stream that unit
+//! tests, fuzzers, simulations and the load generator draw from.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, IoSlice, Read, Write};
@@ -8,8 +9,8 @@ use std::time::{Duration, Instant};
 use crate::chat::{Chat, Transport};
 use crate::config::Config;
 
-/// Bytes read from one connection per turn, as in the mio driver (a multiple of nothing in
-/// particular, small enough that budgets run out in tests).
+/// Bytes read from one connection per call: far below the mio driver's, so that budgets run
+/// out in tests and the read-again-later path is taken often.
 const READ_BUDGET: usize = 4096;
 
 /// A connection whose far end is a script: bytes to be read, how much a write may take, and
@@ -133,9 +134,10 @@ impl Transport for MemoryTransport {
     }
 }
 
-/// The chat core with in-memory connections, driven the way the mio driver drives it: each
-/// [`MemoryServer::turn`] reads every connection (within a budget), runs the timers, flushes
-/// what was queued and removes what was closed. Time only moves with [`MemoryServer::advance`].
+/// The chat core with in-memory connections, driven by the call order documented on [`Chat`]:
+/// each [`MemoryServer::turn`] is one poll's worth of events (every connection readable, and
+/// writable while its peer has window left) followed by [`Chat::end_turn`]. Time only moves
+/// with [`MemoryServer::advance`].
 #[derive(Debug)]
 pub struct MemoryServer {
     /// The core under test.
@@ -153,7 +155,7 @@ impl MemoryServer {
     /// A server with `config`, at an arbitrary start time.
     pub fn new(config: Config) -> Self {
         MemoryServer {
-            chat: Chat::new(config),
+            chat: Chat::new(config).with_read_budget(READ_BUDGET),
             now: Instant::now(),
             next_id: 0,
             live: HashMap::new(),
@@ -171,7 +173,9 @@ impl MemoryServer {
         let id = self.next_id;
         self.next_id += 1;
         transport.id = id;
+        let expected = self.chat.vacant_key();
         let key = self.chat.accept(transport, self.now);
+        debug_assert_eq!(key, expected);
         self.live.insert(id, key);
         id
     }
@@ -204,29 +208,29 @@ impl MemoryServer {
         String::from_utf8(self.transport(id).take_output()).expect("server output is UTF-8")
     }
 
-    /// One loop turn at the current time.
+    /// One loop turn at the current time: the events, then [`Chat::end_turn`].
     pub fn turn(&mut self) {
         let now = self.now;
         let mut keys: Vec<usize> = self.live.values().copied().collect();
         keys.sort_unstable();
         for &key in &keys {
-            self.chat.on_readable(key, READ_BUDGET, now);
+            self.chat.on_readable(key, now);
         }
-        self.chat.handle_timeouts(now);
-        // Writability: a connection with a window left is writable.
+        // Writability: a connection whose peer has window left takes bytes.
         for &key in &keys {
-            if self.chat.wants_write(key) {
-                self.chat.on_writable(key, now);
+            if self.chat.transport(key).is_some_and(|t| t.write_window > 0) {
+                self.chat.on_writable(key);
             }
         }
-        while let Some(key) = self.chat.pop_dirty() {
-            self.chat.on_writable(key, now);
-        }
         let (live, finished) = (&mut self.live, &mut self.finished);
-        self.chat.reap(|_, transport| {
-            live.remove(&transport.id);
-            finished.insert(transport.id, transport);
-        });
+        self.chat.end_turn(
+            now,
+            |_, _, _| Ok(()),
+            |_, transport| {
+                live.remove(&transport.id);
+                finished.insert(transport.id, transport);
+            },
+        );
     }
 
     /// Turns until nothing changes any more (no input left that can be read, nothing that can
@@ -258,8 +262,8 @@ impl MemoryServer {
         let pending: usize = self
             .live
             .values()
-            .filter_map(|&key| self.chat.peers.get(key))
-            .map(|peer| peer.io.input.len() + peer.io.output.len())
+            .filter_map(|&key| self.chat.transport(key))
+            .map(|io| io.input.len() + io.output.len())
             .sum();
         (
             stats.connections_open,
@@ -267,5 +271,66 @@ impl MemoryServer {
             stats.messages_routed,
             pending,
         )
+    }
+}
+
+/// A small deterministic random stream (xorshift64*, seeded through one splitmix64 step):
+/// simulations, fuzz drivers, tests and the load generator draw from it, so that a seed
+/// replays a run.
+#[derive(Debug, Clone)]
+pub struct XorShift(u64);
+
+impl XorShift {
+    /// A stream from any seed, zero included (the state never becomes zero).
+    pub fn new(seed: u64) -> Self {
+        // One splitmix64 step spreads nearby seeds apart and maps 0 to a non-zero state.
+        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        XorShift((z ^ (z >> 31)) | 1)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A number in `0..n` (multiply-shift: the bias is below 2^-32 for any `n` below 2^32).
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+    }
+
+    /// An index in `0..n`.
+    pub fn index(&mut self, n: usize) -> usize {
+        self.below(n as u64) as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_seed_same_numbers_and_zero_seed_works() {
+        let (mut a, mut b) = (XorShift::new(0), XorShift::new(0));
+        let first: Vec<u64> = (0..5).map(|_| a.next_u64()).collect();
+        assert_eq!(first, (0..5).map(|_| b.next_u64()).collect::<Vec<_>>());
+        assert!(first.iter().all(|&x| x != 0));
+        assert_ne!(XorShift::new(1).next_u64(), XorShift::new(2).next_u64());
+    }
+
+    #[test]
+    fn below_stays_in_range_and_covers_it() {
+        let mut rng = XorShift::new(7);
+        let mut seen = [false; 10];
+        for _ in 0..1000 {
+            seen[rng.index(10)] = true;
+        }
+        assert!(seen.iter().all(|&s| s));
     }
 }

@@ -23,7 +23,8 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use util::{Client, ServerProcess, WAIT, eventually, reset_on_close};
+use a_chat::memory::XorShift;
+use util::{Client, ServerProcess, Signal, WAIT, eventually, reset_on_close};
 
 const GOOD: usize = 100;
 const CHAOS: usize = 100;
@@ -82,18 +83,6 @@ fn soak_load(addr: SocketAddr, secs: u64) -> std::process::Child {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("start a-chat bench")
-}
-
-/// A tiny deterministic random stream per thread.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
 }
 
 /// What a receiver saw: per sender name, the sequence numbers in arrival order.
@@ -165,22 +154,22 @@ fn good_peer(
         let (me, violations) = (me.clone(), violations.clone());
         thread::spawn(move || read_all(client, me, violations, done_tx))
     };
-    let mut rng = Rng(index as u64 * 7919 + 1);
+    let mut rng = XorShift::new(index as u64 * 7919 + 1);
     let mut sent: HashMap<String, Vec<u64>> = HashMap::new();
     let mut seq = 0;
     while !stop.load(Ordering::Relaxed) {
         let mut dests = Vec::new();
         for _ in 0..2 {
-            let peer = format!("g{}", rng.below(GOOD));
+            let peer = format!("g{}", rng.index(GOOD));
             if !dests.contains(&peer) {
                 dests.push(peer);
             }
         }
-        let stall = format!("stall{}", rng.below(STALL_NAMES));
+        let stall = format!("stall{}", rng.index(STALL_NAMES));
         let line = format!(
             "{}, {stall}, dead{}: #{me}.{seq}\n",
             dests.join(","),
-            rng.below(5)
+            rng.index(5)
         );
         if writer.write_all(line.as_bytes()).is_err() {
             violations
@@ -217,14 +206,14 @@ fn chaos(
     counts: Arc<[AtomicU64; KINDS.len()]>,
     violations: Violations,
 ) {
-    let mut rng = Rng(index as u64 * 104_729 + 17);
+    let mut rng = XorShift::new(index as u64 * 104_729 + 17);
     let mut round = 0;
     while !stop.load(Ordering::Relaxed) {
         round += 1;
         let me = format!("c{index}x{round}");
-        let kind = rng.below(KINDS.len());
+        let kind = rng.index(KINDS.len());
         counts[kind].fetch_add(1, Ordering::Relaxed);
-        let good = format!("g{}", rng.below(GOOD));
+        let good = format!("g{}", rng.index(GOOD));
         let Ok(mut stream) = TcpStream::connect(addr) else {
             violations.lock().unwrap().push("connect failed".into());
             return;
@@ -401,7 +390,7 @@ fn chaos_does_not_lose_or_spoof_messages_and_shutdown_is_clean() {
     let mut timeline: Vec<u64> = Vec::new();
     let mut next_report = Duration::ZERO;
     while start.elapsed() < Duration::from_secs(chaos_secs()) {
-        let rss = server.status_kb("VmRSS");
+        let rss = server.memory().rss_bytes / 1024;
         peak_rss_kb = peak_rss_kb.max(rss);
         let bound = if soak.is_some() {
             4 * RSS_BOUND_KB
@@ -455,7 +444,7 @@ fn chaos_does_not_lose_or_spoof_messages_and_shutdown_is_clean() {
         (open == GOOD).then_some(())
     });
 
-    server.signal(libc::SIGTERM);
+    server.signal(Signal::TERM);
     let mut received: Vec<Received> = Vec::new();
     let mut sent: Vec<HashMap<String, Vec<u64>>> = Vec::new();
     for (sent_by_one, reader) in good {

@@ -6,6 +6,8 @@ mod fuzz_checks;
 
 use std::path::Path;
 
+use a_chat::memory::XorShift;
+
 fn replay<T>(target: &str, check: fn(&[u8]) -> T) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fuzz/corpus")
@@ -41,15 +43,8 @@ fn session_corpus() {
 fn generated_session_scripts() {
     let mut totals = a_chat::Stats::default();
     for seed in 1..=2000u64 {
-        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let script: Vec<u8> = (0..600)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 24) as u8
-            })
-            .collect();
+        let mut rng = XorShift::new(seed);
+        let script: Vec<u8> = (0..600).map(|_| rng.next_u64() as u8).collect();
         let outcome = std::panic::catch_unwind(|| fuzz_checks::session(&script));
         let stats = outcome.unwrap_or_else(|_| panic!("session script of seed {seed} fails"));
         totals.messages_routed += stats.messages_routed;

@@ -60,7 +60,7 @@ fn endless_line_is_cut_off_and_memory_stays_small() {
         "{:?}",
         String::from_utf8_lossy(&rest)
     );
-    let peak_kb = server.status_kb("VmHWM");
+    let peak_kb = server.memory().hwm_bytes / 1024;
     assert!(peak_kb < 32 * 1024, "server peak RSS {peak_kb} kB");
     bob.send("bob: still serving\n");
     bob.expect("from bob: still serving");
@@ -115,7 +115,7 @@ fn slow_consumer_is_evicted_while_others_keep_chatting() {
     let mut fast = reader.join().unwrap();
     assert!(saw_eviction, "slow was never evicted");
     server.wait_for_log("slow is a slow consumer");
-    assert!(server.status_kb("VmHWM") < 64 * 1024);
+    assert!(server.memory().hwm_bytes < 64 << 20);
     fast.send("sender: thanks\n");
     sender.expect("from fast: thanks");
     drop(slow);
@@ -158,9 +158,7 @@ fn max_conns_refuses_one_more() {
 
 #[test]
 fn out_of_file_descriptors_backs_off_and_keeps_serving() {
-    let server = ServerProcess::start_with(&["--max-conns", "10000"], |command| {
-        util::with_nofile_limit(command, 128)
-    });
+    let server = ServerProcess::start_with_nofile(&["--max-conns", "10000"], 128);
     let addr = server.addr();
     let mut alice = Client::login(addr, "alice");
     let mut bob = Client::login(addr, "bob");
@@ -170,17 +168,17 @@ fn out_of_file_descriptors_backs_off_and_keeps_serving() {
         .collect();
     server.wait_for_log("pausing accepts");
     // Served while saturated, and not spinning: little CPU over a second of saturation.
-    let before = server.cpu_ticks();
+    let before = server.cpu_time();
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(1) {
         alice.send("bob: ping\n");
         bob.expect("from alice: ping");
         thread::sleep(Duration::from_millis(50));
     }
-    let used = server.cpu_ticks() - before;
+    let used = server.cpu_time() - before;
     assert!(
-        used < 30,
-        "server used {used} ticks of CPU in 1 s while saturated"
+        used < Duration::from_millis(300),
+        "server used {used:?} of CPU in 1 s while saturated"
     );
     drop(flood);
     // The backlog drains by itself after the back-off: a new client gets in.

@@ -59,12 +59,24 @@ fn bad_flag_is_named_in_the_error() {
 }
 
 #[test]
-fn address_in_use_fails_with_status_2() {
+fn address_in_use_fails_with_status_2_and_says_why_whatever_the_log_level() {
     let server = ServerProcess::start(&[]);
     let addr = server.addr().to_string();
-    let output = run(&["server", "--listen", &addr]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8(output.stderr).unwrap().contains("in use"));
+    for quiet in [&["server"][..], &["-qqq", "server"]] {
+        let mut args = quiet.to_vec();
+        args.extend(["--listen", &addr]);
+        let output = Command::new(binary())
+            .args(&args)
+            .env("RUST_LOG", "off")
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2));
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(
+            stderr.contains("in use") && stderr.contains(&addr),
+            "{stderr:?}"
+        );
+    }
 }
 
 #[test]

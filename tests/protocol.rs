@@ -165,9 +165,19 @@ fn name_is_free_once_its_holder_disconnects() {
     let mut alice = Client::login(server.addr(), "alice");
     let bob = Client::login(server.addr(), "bob");
     drop(bob);
+    // Until the server has seen bob's close, a probe reaches him instead of a notice: each
+    // probe also goes to alice herself, so that she knows when its answer is complete.
+    let mut probe = 0;
     util::eventually("bob's name is freed", || {
-        alice.send("bob: hi\n");
-        (alice.line() == "error: no such peer: bob").then_some(())
+        probe += 1;
+        alice.send(&format!("bob, alice: probe {probe}\n"));
+        let first = alice.line();
+        if first == "error: no such peer: bob" {
+            alice.expect(&format!("from alice: probe {probe}"));
+            return Some(());
+        }
+        assert_eq!(first, format!("from alice: probe {probe}"));
+        None
     });
     let mut bob = Client::login(server.addr(), "bob");
     alice.send("bob: welcome back\n");

@@ -6,7 +6,7 @@ use std::io::{ErrorKind, Read};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use util::{Client, ServerProcess, eventually};
+use util::{Client, ServerProcess, Signal, eventually};
 
 /// Routes `count` messages of `size` bytes from a new peer `sender` to `receiver`, and waits
 /// until the server has routed all of them (the sender's own last message came back).
@@ -27,7 +27,7 @@ fn sigterm_delivers_every_queued_message_then_exits_0() {
     let mut server = ServerProcess::start(&[]);
     let mut reader = Client::login(server.addr(), "reader");
     let mut sender = queue_messages(&server, "reader", 20_000, 10);
-    server.signal(libc::SIGTERM);
+    server.signal(Signal::TERM);
     for i in 0..20_000 {
         reader.expect(&format!("from sender: {i} mmmmmmmmmm"));
     }
@@ -42,7 +42,7 @@ fn sigterm_delivers_every_queued_message_then_exits_0() {
 fn sigint_works_like_sigterm() {
     let mut server = ServerProcess::start(&[]);
     let mut alice = Client::login(server.addr(), "alice");
-    server.signal(libc::SIGINT);
+    server.signal(Signal::INT);
     alice.expect_eof();
     drop(alice);
     assert_eq!(server.wait_exit(util::WAIT).code(), Some(0));
@@ -53,7 +53,7 @@ fn shutdown_stops_accepting() {
     let mut server = ServerProcess::start(&[]);
     let addr = server.addr();
     let mut alice = Client::login(addr, "alice");
-    server.signal(libc::SIGTERM);
+    server.signal(Signal::TERM);
     server.wait_for_log("shutting down");
     assert_eq!(
         TcpStream::connect(addr).unwrap_err().kind(),
@@ -72,7 +72,7 @@ fn lines_that_arrived_before_the_signal_are_routed() {
     // The lines are in the server's socket buffer before the signal, whether or not the
     // server has read them yet.
     alice.send("bob: one\nbob: two\nbob: three\n");
-    server.signal(libc::SIGTERM);
+    server.signal(Signal::TERM);
     bob.expect("from alice: one");
     bob.expect("from alice: two");
     bob.expect("from alice: three");
@@ -86,7 +86,7 @@ fn lines_that_arrived_before_the_signal_are_routed() {
 fn peer_that_keeps_sending_is_drained_until_it_closes() {
     let mut server = ServerProcess::start(&[]);
     let mut alice = Client::login(server.addr(), "alice");
-    server.signal(libc::SIGTERM);
+    server.signal(Signal::TERM);
     alice.expect_eof();
     // The server reads and drops what we still send, instead of resetting us.
     for _ in 0..100 {
@@ -107,7 +107,7 @@ fn stalled_reader(server: &ServerProcess) -> (Client, Client) {
 fn shutdown_timeout_closes_stalled_peers_and_exits_1() {
     let mut server = ServerProcess::start(&["--max-queue", "100000000", "--shutdown-timeout", "1"]);
     let (_stalled, _sender) = stalled_reader(&server);
-    server.signal(libc::SIGTERM);
+    server.signal(Signal::TERM);
     assert_eq!(server.wait_exit(util::WAIT).code(), Some(1));
     assert!(server.stderr().contains("routed bytes unsent"));
 }
@@ -117,9 +117,9 @@ fn second_signal_forces_the_exit() {
     let mut server =
         ServerProcess::start(&["--max-queue", "100000000", "--shutdown-timeout", "600"]);
     let (_stalled, _sender) = stalled_reader(&server);
-    server.signal(libc::SIGTERM);
+    server.signal(Signal::TERM);
     server.wait_for_log("shutting down");
-    server.signal(libc::SIGINT);
+    server.signal(Signal::INT);
     assert_eq!(server.wait_exit(util::WAIT).code(), Some(1));
 }
 
@@ -127,7 +127,7 @@ fn second_signal_forces_the_exit() {
 fn stalled_peer_that_starts_reading_gets_everything() {
     let mut server = ServerProcess::start(&["--max-queue", "100000000"]);
     let (mut stalled, sender) = stalled_reader(&server);
-    server.signal(libc::SIGTERM);
+    server.signal(Signal::TERM);
     server.wait_for_log("shutting down");
     drop(sender);
     let mut bytes = Vec::new();
@@ -166,7 +166,7 @@ fn reset_during_shutdown_flush_does_not_stop_the_others() {
     let (stalled, mut sender) = stalled_reader(&server);
     sender.send("reader: last\n");
     reader.expect("from sender: last");
-    server.signal(libc::SIGTERM);
+    server.signal(Signal::TERM);
     server.wait_for_log("shutting down");
     stalled.reset();
     reader.expect_eof();
@@ -179,6 +179,6 @@ fn reset_during_shutdown_flush_does_not_stop_the_others() {
 #[test]
 fn signal_while_idle_exits_at_once() {
     let mut server = ServerProcess::start(&[]);
-    server.signal(libc::SIGTERM);
+    server.signal(Signal::TERM);
     assert_eq!(server.wait_exit(Duration::from_secs(10)).code(), Some(0));
 }

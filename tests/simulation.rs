@@ -9,27 +9,7 @@
 use std::collections::HashMap;
 
 use a_chat::Config;
-use a_chat::memory::{MemoryServer, MemoryTransport};
-
-/// A small deterministic random stream (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+use a_chat::memory::{MemoryServer, MemoryTransport, XorShift};
 
 /// Login lines: valid names (some the same after trimming) and invalid ones.
 const NAMES: [&str; 10] = [
@@ -59,7 +39,7 @@ struct Peer {
 }
 
 struct Sim {
-    rng: Rng,
+    rng: XorShift,
     server: MemoryServer,
     peers: Vec<Peer>,
     /// Name to index in `peers`, for the peers logged in now.
@@ -79,7 +59,7 @@ impl Sim {
             ..Config::default()
         };
         Sim {
-            rng: Rng::new(seed),
+            rng: XorShift::new(seed),
             server: MemoryServer::new(config),
             peers: Vec::new(),
             directory: HashMap::new(),
@@ -95,17 +75,17 @@ impl Sim {
                 !peer.done && !peer.half_closed && peer.contending.is_none()
             })
             .collect();
-        (!candidates.is_empty()).then(|| candidates[self.rng.below(candidates.len())])
+        (!candidates.is_empty()).then(|| candidates[self.rng.index(candidates.len())])
     }
 
     fn connect(&mut self) {
         let transport = MemoryTransport {
-            read_chunk: [1, 2, 7, 4096][self.rng.below(4)],
-            write_window: self.rng.below(40),
+            read_chunk: [1, 2, 7, 4096][self.rng.index(4)],
+            write_window: self.rng.index(40),
             ..MemoryTransport::default()
         };
         let id = self.server.connect_with(transport);
-        let line = NAMES[self.rng.below(NAMES.len())];
+        let line = NAMES[self.rng.index(NAMES.len())];
         self.server.send(id, format!("{line}\n").as_bytes());
         let mut peer = Peer {
             id,
@@ -180,13 +160,13 @@ impl Sim {
 
     fn message(&mut self) {
         let Some(s) = self.live() else { return };
-        let count = 1 + self.rng.below(4);
+        let count = 1 + self.rng.index(4);
         let named: Vec<&str> = (0..count)
-            .map(|_| DESTS[self.rng.below(DESTS.len())])
+            .map(|_| DESTS[self.rng.index(DESTS.len())])
             .collect();
         let text = format!("m{}", self.messages);
         self.messages += 1;
-        let padding = " ".repeat(self.rng.below(3));
+        let padding = " ".repeat(self.rng.index(3));
         let line = format!("{padding}{}{padding}:  {text} \n", named.join(" ,"));
         self.server.send(self.peers[s].id, line.as_bytes());
         if self.shutting_down {
@@ -212,7 +192,7 @@ impl Sim {
 
     fn garbage(&mut self) {
         let Some(s) = self.live() else { return };
-        let (line, notice): (&[u8], Option<&str>) = match self.rng.below(3) {
+        let (line, notice): (&[u8], Option<&str>) = match self.rng.index(3) {
             0 => (b"no colon here\n", Some("error: expected 'dest: message'")),
             1 => (b"ann: \xff\xfe\n", Some("error: invalid utf-8")),
             _ => (b"  \t \r\n", None),
@@ -249,15 +229,15 @@ impl Sim {
         for peer in &self.peers {
             if self.server.is_open(peer.id) {
                 let transport = self.server.transport(peer.id);
-                transport.write_window = transport.write_window.saturating_add(self.rng.below(60));
+                transport.write_window = transport.write_window.saturating_add(self.rng.index(60));
             }
         }
     }
 
     fn run(&mut self, steps: usize) {
-        let shutdown_at = self.rng.below(steps * 2); // sometimes never
+        let shutdown_at = self.rng.index(steps * 2); // sometimes never
         for step in 0..steps {
-            match self.rng.below(100) {
+            match self.rng.index(100) {
                 0..=14 => self.connect(),
                 15..=69 => self.message(),
                 70..=79 => self.garbage(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use a_chat::Config;
 use a_chat::framer::{LineFramer, LineTooLong};
-use a_chat::memory::{MemoryServer, MemoryTransport};
+use a_chat::memory::{MemoryServer, MemoryTransport, XorShift};
 use a_chat::parse::{LineError, MAX_NAME_LEN, parse_message, parse_name};
 
 /// Reads input bytes as a stream of small numbers; zeros once exhausted.
@@ -56,16 +56,13 @@ impl<'a> Bytes<'a> {
 pub fn framer(data: &[u8]) {
     let mut bytes = Bytes::new(data);
     let max_line = bytes.below(64);
-    let mut seed = u32::from(bytes.byte()) | 1;
+    // Chunk sizes 1..=17 derived from the input, not from a clock.
+    let mut rng = XorShift::new(u64::from(bytes.byte()));
     let input = bytes.rest();
     let mut cuts = Vec::new();
     let mut at = 0;
     while at < input.len() {
-        // xorshift: chunk sizes 1..=17 derived from the input, not from a clock.
-        seed ^= seed << 13;
-        seed ^= seed >> 17;
-        seed ^= seed << 5;
-        at += 1 + (seed % 17) as usize;
+        at += 1 + rng.index(17);
         cuts.push(at.min(input.len()));
     }
     framer_chunks(input, &cuts, max_line);

@@ -4,12 +4,14 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use a_chat::process::{Memory, ProcProbe};
+pub use rustix::process::Signal;
 
 /// How long any single expected event may take before the test fails.
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -29,12 +31,22 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `a-chat server --listen 127.0.0.1:0` with `args`.
     pub fn start(args: &[&str]) -> ServerProcess {
-        Self::start_with(args, |_| {})
+        Self::spawn(Command::new(binary()), args)
     }
 
-    /// Starts the server with `args`, letting `setup` change the command first.
-    pub fn start_with(args: &[&str], setup: impl FnOnce(&mut Command)) -> ServerProcess {
-        let mut command = Command::new(binary());
+    /// Starts the server with `args` under a soft and hard open-file limit of `limit`
+    /// (through the shell's `ulimit`, which then `exec`s the server: same pid).
+    pub fn start_with_nofile(args: &[&str], limit: u64) -> ServerProcess {
+        let mut command = Command::new("sh");
+        command.args([
+            "-c",
+            &format!("ulimit -n {limit} && exec \"$0\" \"$@\""),
+            binary(),
+        ]);
+        Self::spawn(command, args)
+    }
+
+    fn spawn(mut command: Command, args: &[&str]) -> ServerProcess {
         command.arg("server");
         if !args.contains(&"--listen") {
             command.args(["--listen", "127.0.0.1:0"]);
@@ -44,7 +56,6 @@ impl ServerProcess {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        setup(&mut command);
         let mut child = command.spawn().expect("start a-chat server");
         let stderr = Arc::new(Mutex::new(String::new()));
         let sink = stderr.clone();
@@ -104,11 +115,10 @@ impl ServerProcess {
         self.child.id() as i32
     }
 
-    /// Sends `signal` (e.g. `libc::SIGTERM`) to the server.
-    pub fn signal(&self, signal: i32) {
-        // SAFETY: kill(2) on the pid of our own child, which has not been reaped yet.
-        let rc = unsafe { libc::kill(self.pid(), signal) };
-        assert_eq!(rc, 0, "kill failed");
+    /// Sends `signal` (e.g. `Signal::TERM`) to the server.
+    pub fn signal(&self, signal: Signal) {
+        let pid = rustix::process::Pid::from_raw(self.pid()).expect("a child's pid");
+        rustix::process::kill_process(pid, signal).expect("kill");
     }
 
     /// Waits for the server to exit, failing the test after `timeout`.
@@ -145,24 +155,18 @@ impl ServerProcess {
         }
     }
 
-    /// A field of `/proc/PID/status` in kB, e.g. `VmRSS` or `VmHWM`.
-    pub fn status_kb(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-            .and_then(|rest| rest.trim().strip_suffix("kB"))
-            .map(|kb| kb.trim().parse().unwrap())
-            .unwrap_or_else(|| panic!("no {field} in /proc status"))
+    /// The server's resident memory now, and its peak.
+    pub fn memory(&self) -> Memory {
+        ProcProbe::process(self.child.id())
+            .memory()
+            .expect("/proc status of the server")
     }
 
-    /// User plus system CPU time of the server so far, in clock ticks.
-    pub fn cpu_ticks(&self) -> u64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
-        // Fields after the `(comm)`, which may hold spaces: state is field 3, utime 14, stime 15.
-        let after = &stat[stat.rfind(')').unwrap() + 2..];
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    /// User plus system CPU time of the server so far.
+    pub fn cpu_time(&self) -> Duration {
+        ProcProbe::process(self.child.id())
+            .cpu_time()
+            .expect("/proc stat of the server")
     }
 }
 
@@ -170,23 +174,6 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// Runs `command` with a soft and hard open-file limit of `limit`.
-pub fn with_nofile_limit(command: &mut Command, limit: u64) {
-    // SAFETY: setrlimit is async-signal-safe and touches only the child's own limits.
-    unsafe {
-        command.pre_exec(move || {
-            let rlim = libc::rlimit {
-                rlim_cur: limit,
-                rlim_max: limit,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &rlim) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
     }
 }
 
@@ -277,22 +264,8 @@ impl Client {
 
 /// Makes closing `stream` send a reset instead of a FIN (`SO_LINGER` 0).
 pub fn reset_on_close(stream: &TcpStream) {
-    use std::os::fd::AsRawFd;
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: setsockopt on a socket we own, with a correctly sized `linger`.
-    let rc = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "setsockopt(SO_LINGER)");
+    rustix::net::sockopt::set_socket_linger(stream, Some(Duration::ZERO))
+        .expect("setsockopt(SO_LINGER)");
 }
 
 /// Retries `attempt` until it returns `Some`, failing after [`WAIT`].

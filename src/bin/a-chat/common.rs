@@ -1,22 +1,6 @@
-//! What the server and the load generator share: the open-file limit, and seconds as an option
-//! value. Kept free of the rest of the binary so that `benches/load.rs` can include it too.
+//! Option values that the server's and the load generator's command lines share.
 
 use std::time::Duration;
-
-/// Raises the soft open-file limit to the hard limit; returns the soft limit in force.
-///
-/// Both sides need it: the server to hold its connections, the generator to open as many.
-pub fn raise_open_file_limit() -> u64 {
-    use rustix::process::{Resource, getrlimit, setrlimit};
-    let mut limit = getrlimit(Resource::Nofile);
-    if limit.current != limit.maximum {
-        limit.current = limit.maximum;
-        if let Err(e) = setrlimit(Resource::Nofile, limit) {
-            log::warn!("cannot raise the open-file limit: {e}");
-        }
-    }
-    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
-}
 
 /// Seconds, whole or fractional (`0.5`), as a clap value parser.
 pub fn parse_secs(text: &str) -> Result<Duration, String> {

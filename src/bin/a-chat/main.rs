@@ -2,10 +2,12 @@
 
 mod bench;
 mod cli;
+mod client;
 mod common;
 mod logger;
 mod serve;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -15,13 +17,13 @@ fn main() -> ExitCode {
     logger::init(cli.verbose, cli.quiet);
     let result = match cli.command {
         cli::Command::Server(args) => serve::run(args),
-        cli::Command::Client { addr } => {
-            a_chat::client::run(addr.as_str()).map(|()| ExitCode::SUCCESS)
-        }
+        cli::Command::Client { addr } => client::run(addr.as_str()).map(|()| ExitCode::SUCCESS),
         cli::Command::Bench(args) => bench::main(&args),
     };
     result.unwrap_or_else(|error| {
-        log::error!("{error}");
+        // Straight to standard error, whatever the log level: `-qqq` or `RUST_LOG=off` silence
+        // the log, not the reason the program stops.
+        let _ = writeln!(std::io::stderr().lock(), "a-chat: error: {error}");
         ExitCode::from(2)
     })
 }

@@ -3,6 +3,7 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
+use a_chat::process::raise_open_file_limit;
 use a_chat::{Config, Server, Tokens};
 use log::{info, warn};
 use mio::{Events, Interest, Poll, Token};
@@ -10,7 +11,6 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
 use crate::cli::ServerArgs;
-use crate::common::raise_open_file_limit;
 
 const SIGNALS: Token = Token(0);
 /// Everything after the signal token belongs to the chat server.
@@ -41,7 +41,7 @@ pub fn run(args: ServerArgs) -> io::Result<ExitCode> {
         .register(&mut signals, SIGNALS, Interest::READABLE)?;
     let mut server = Server::bind(config.clone(), &args.listen, SERVER_TOKENS)?;
     let mut stdout = io::stdout().lock();
-    for addr in server.local_addrs()? {
+    for addr in server.local_addrs() {
         writeln!(stdout, "listening on {addr}")?;
     }
     stdout.flush()?;
@@ -60,22 +60,18 @@ pub fn run(args: ServerArgs) -> io::Result<ExitCode> {
             }
             return Err(e);
         }
-        for event in events.iter() {
-            if event.token() == SIGNALS {
-                for signal in signals.pending() {
-                    if server.is_shutting_down() {
-                        warn!("signal {signal} again: closing the remaining connections now");
-                        server.force_shutdown(poll.registry());
-                    } else {
-                        info!("signal {signal}: shutting down gracefully");
-                        server.begin_shutdown(poll.registry());
-                    }
+        server.handle_events(poll.registry(), &events);
+        if events.iter().any(|event| event.token() == SIGNALS) {
+            for signal in signals.pending() {
+                if server.is_shutting_down() {
+                    warn!("signal {signal} again: closing the remaining connections now");
+                    server.force_shutdown(poll.registry());
+                } else {
+                    info!("signal {signal}: shutting down gracefully");
+                    server.begin_shutdown(poll.registry());
                 }
-            } else {
-                server.handle_event(poll.registry(), event);
             }
         }
-        server.process(poll.registry());
     }
 
     let stats = server.stats();

@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 use super::args::Shape;
 use super::conn::Phase;
 use super::driver::{Driver, Outcome};
-use super::rng::{ReceiverPicker, XorShift};
+use super::pick::ReceiverPicker;
 use super::schedule::Schedule;
 use super::timer::Timer;
 use super::wire::{self, Stamp};
+use a_chat::memory::XorShift;
 
 /// Bytes of messages one sender appends per loop turn at most: enough for a full socket write,
 /// small enough that a thousand senders and their receivers take turns.

@@ -5,7 +5,6 @@
 //! are read too.
 //!
 //! It speaks only the wire protocol of PROTOCOL.md, so it can load any a-chat server.
-//! `benches/load.rs` includes this module by path and calls [`run`] with a probe of its own.
 //!
 //! | file | owns |
 //! | --- | --- |
@@ -13,10 +12,9 @@
 //! | `driver.rs` | the poll loop and what an event does to a connection |
 //! | `connect.rs`, `load.rs` | the two phases: ramped connect and login; sending and draining |
 //! | `conn.rs` | one connection's socket and buffers |
-//! | `schedule.rs`, `rng.rs`, `timer.rs` | when to send and to whom; the open loop's timer |
+//! | `schedule.rs`, `pick.rs`, `timer.rs` | when to send and to whom; the open loop's timer |
 //! | `wire.rs` | names, the login, the TEXT format, received lines |
 //! | `deliveries.rs` | the books: sent, arrived, order, latency |
-//! | `probe.rs` | the server's memory and CPU time from /proc |
 //! | `report.rs` | the figures as a table or JSON |
 
 mod args;
@@ -25,9 +23,8 @@ mod connect;
 mod deliveries;
 mod driver;
 mod load;
-mod probe;
+mod pick;
 mod report;
-mod rng;
 mod schedule;
 mod timer;
 mod wire;
@@ -37,8 +34,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 pub use args::{BenchArgs, Plan, Shape};
-pub use probe::{MemorySample, ProcProbe, ServerProbe};
 pub use report::{Percentiles, Report};
+
+use a_chat::process::{Memory, ProcProbe};
 
 use driver::Driver;
 
@@ -48,8 +46,8 @@ const FD_RESERVE: u64 = 16;
 /// `a-chat bench`: runs the plan, prints the report, exits 0 when the run passed, 1 when not.
 pub fn main(args: &BenchArgs) -> io::Result<ExitCode> {
     let plan = Plan::from_args(args).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let mut probe = args.server_pid.map(ProcProbe::process);
-    let report = run(plan, probe.as_mut().map(|p| p as &mut dyn ServerProbe))?;
+    let probe = args.server_pid.map(ProcProbe::process);
+    let report = run(plan, probe.as_ref())?;
     let mut stdout = io::stdout().lock();
     if args.json {
         writeln!(stdout, "{}", report.to_json())?;
@@ -65,8 +63,8 @@ pub fn main(args: &BenchArgs) -> io::Result<ExitCode> {
 }
 
 /// Runs `plan` against its server; `probe`, when given, measures the server.
-pub fn run(plan: Plan, mut probe: Option<&mut dyn ServerProbe>) -> io::Result<Report> {
-    let nofile = crate::common::raise_open_file_limit();
+pub fn run(plan: Plan, probe: Option<&ProcProbe>) -> io::Result<Report> {
+    let nofile = a_chat::process::raise_open_file_limit();
     if (plan.conns as u64).saturating_add(FD_RESERVE) > nofile {
         return Err(io::Error::other(format!(
             "{} connections need about {} open files, and the limit is {nofile} (ulimit -n)",
@@ -83,7 +81,7 @@ pub fn run(plan: Plan, mut probe: Option<&mut dyn ServerProbe>) -> io::Result<Re
         mode: plan.shape.describe(),
         ..Report::default()
     };
-    let zero = sample_memory(&mut probe);
+    let zero = sample_memory(probe);
     log::info!(
         "connecting {} connections to {}, {} at a time",
         plan.conns,
@@ -102,20 +100,20 @@ pub fn run(plan: Plan, mut probe: Option<&mut dyn ServerProbe>) -> io::Result<Re
         connect.as_secs_f64(),
         driver.failed
     );
-    let idle = sample_memory(&mut probe);
+    let idle = sample_memory(probe);
 
     let mut cpu_us = None;
     if driver.plan.shape == Shape::Idle {
         hold(&mut driver, &mut report)?;
     } else if !report.timed_out {
-        let cpu_start = sample_cpu(&mut probe);
+        let cpu_start = sample_cpu(probe);
         let end = driver.run_load()?;
-        let cpu_end = sample_cpu(&mut probe);
+        let cpu_end = sample_cpu(probe);
         cpu_us = cpu_start.zip(cpu_end).map(|(a, b)| b.saturating_sub(a));
         report.timed_out = end.timed_out;
         report.duration_secs = end.duration.as_secs_f64();
     }
-    let after = sample_memory(&mut probe);
+    let after = sample_memory(probe);
 
     let books = &driver.books;
     report.sent = books.counts.sent;
@@ -133,20 +131,15 @@ pub fn run(plan: Plan, mut probe: Option<&mut dyn ServerProbe>) -> io::Result<Re
     report.latency_us = Percentiles::of(&books.latency_us);
 
     let server = &mut report.server;
-    server.rss_kb_zero = zero.map(|m| m.rss_kb);
-    server.rss_kb_idle = idle.map(|m| m.rss_kb);
-    server.rss_kb_after = after.map(|m| m.rss_kb);
-    server.hwm_kb = after.map(|m| m.hwm_kb);
-    let per_conn = |before: u64, then: u64| {
-        (report.logged_in > 0).then(|| (then as f64 - before as f64) / report.logged_in as f64)
-    };
+    let kb = |memory: Option<Memory>, field: fn(&Memory) -> u64| memory.map(|m| field(&m) / 1024);
+    server.rss_kb_zero = kb(zero, |m| m.rss_bytes);
+    server.rss_kb_idle = kb(idle, |m| m.rss_bytes);
+    server.rss_kb_after = kb(after, |m| m.rss_bytes);
+    server.hwm_kb = kb(after, |m| m.hwm_bytes);
     server.rss_bytes_per_idle_conn = zero
         .zip(idle)
-        .and_then(|(z, i)| per_conn(z.rss_kb * 1024, i.rss_kb * 1024));
-    server.heap_bytes_per_idle_conn = zero
-        .and_then(|z| z.heap_bytes)
-        .zip(idle.and_then(|i| i.heap_bytes))
-        .and_then(|(z, i)| per_conn(z, i));
+        .filter(|_| report.logged_in > 0)
+        .map(|(z, i)| (i.rss_bytes as f64 - z.rss_bytes as f64) / report.logged_in as f64);
     server.cpu_secs = cpu_us.map(|us| us as f64 / 1e6);
     server.cpu_us_per_delivery = cpu_us
         .filter(|_| report.delivered > 0)
@@ -171,18 +164,18 @@ fn hold(driver: &mut Driver, report: &mut Report) -> io::Result<()> {
     }
 }
 
-fn sample_memory(probe: &mut Option<&mut dyn ServerProbe>) -> Option<MemorySample> {
-    let probe = probe.as_mut()?;
-    probe
+fn sample_memory(probe: Option<&ProcProbe>) -> Option<Memory> {
+    probe?
         .memory()
         .map_err(|e| log::warn!("cannot read the server's memory: {e}"))
         .ok()
 }
 
-fn sample_cpu(probe: &mut Option<&mut dyn ServerProbe>) -> Option<u64> {
-    let probe = probe.as_mut()?;
-    probe
-        .cpu_us()
+/// The server's CPU time so far, in microseconds.
+fn sample_cpu(probe: Option<&ProcProbe>) -> Option<u64> {
+    probe?
+        .cpu_time()
+        .map(|cpu| cpu.as_micros() as u64)
         .map_err(|e| log::warn!("cannot read the server's CPU time: {e}"))
         .ok()
 }

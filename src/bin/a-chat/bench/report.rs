@@ -39,8 +39,6 @@ pub struct ServerFigures {
     pub hwm_kb: Option<u64>,
     /// (RSS idle - RSS zero) / logged-in connections.
     pub rss_bytes_per_idle_conn: Option<f64>,
-    /// (heap idle - heap zero) / logged-in connections, when the probe counts heap bytes.
-    pub heap_bytes_per_idle_conn: Option<f64>,
     /// CPU time used during the load, in seconds.
     pub cpu_secs: Option<f64>,
     /// CPU time during the load over copies delivered, in microseconds.
@@ -178,10 +176,6 @@ impl Report {
             (
                 "server_rss_bytes_per_idle_conn",
                 s.rss_bytes_per_idle_conn.into(),
-            ),
-            (
-                "server_heap_bytes_per_idle_conn",
-                s.heap_bytes_per_idle_conn.into(),
             ),
             ("server_cpu_secs", s.cpu_secs.into()),
             ("server_cpu_us_per_delivery", s.cpu_us_per_delivery.into()),

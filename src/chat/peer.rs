@@ -5,8 +5,8 @@ use std::io;
 use std::rc::Rc;
 use std::time::Instant;
 
+use super::outbox::Outbox;
 use crate::framer::LineFramer;
-use crate::outbox::Outbox;
 use crate::parse::LineError;
 
 /// Where a connection is in its life.
@@ -17,7 +17,7 @@ pub(crate) enum Phase {
     AwaitingName { deadline: Instant, contended: bool },
     /// Its name is held by a connection that may be going away (its close may still be on the
     /// way): its input waits, unread, until `retry_at`; then the name is asked for again.
-    Contending { retry_at: Instant },
+    Contending(Box<Contender>),
     /// Logged in: its name is in the directory and its lines are routed.
     Chatting,
     /// Its input is no longer processed; its queue is being flushed, after which its write side
@@ -32,8 +32,22 @@ pub(crate) enum Phase {
         reason: CloseReason,
         deadline: Option<Instant>,
     },
-    /// Done. The driver closes the socket at the end of the event batch.
+    /// Done. The driver is handed its transport at the end of the turn.
     Closed { reason: CloseReason },
+}
+
+/// A login waiting for a name whose holder may be closing, with the input that followed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Contender {
+    /// When the name is asked for again.
+    pub(crate) retry_at: Instant,
+    /// The login timeout, which keeps running.
+    pub(crate) login_deadline: Instant,
+    /// The name line and everything read after it, as lines ended by `\n`, then the
+    /// unfinished rest.
+    pub(crate) input: Vec<u8>,
+    /// A line after the name line was too long (found while the login waited).
+    pub(crate) too_long: bool,
 }
 
 /// How incoming bytes are treated in a phase.
@@ -48,19 +62,42 @@ pub(crate) enum ReadMode {
 }
 
 impl Phase {
+    /// Logging in or logged in: counts against `max_conns`, may hold a name.
     pub(crate) fn is_active(&self) -> bool {
         matches!(
             self,
-            Phase::AwaitingName { .. } | Phase::Contending { .. } | Phase::Chatting
+            Phase::AwaitingName { .. } | Phase::Contending(_) | Phase::Chatting
         )
     }
 
+    pub(crate) fn is_closed(&self) -> bool {
+        matches!(self, Phase::Closed { .. })
+    }
+
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        match *self {
-            Phase::AwaitingName { deadline, .. } => Some(deadline),
-            Phase::Contending { retry_at } => Some(retry_at),
-            Phase::Closing { deadline, .. } | Phase::Lingering { deadline, .. } => deadline,
+        match self {
+            Phase::AwaitingName { deadline, .. } => Some(*deadline),
+            Phase::Contending(contender) => Some(contender.retry_at),
+            Phase::Closing { deadline, .. } | Phase::Lingering { deadline, .. } => *deadline,
             Phase::Chatting | Phase::Closed { .. } => None,
+        }
+    }
+
+    /// Ends a contention: the connection waits for its name again, for the last time, and what
+    /// waited with the contention is handed back. `None` (and no change) in any other phase.
+    pub(crate) fn end_contention(&mut self) -> Option<Box<Contender>> {
+        match std::mem::replace(self, Phase::Chatting) {
+            Phase::Contending(contender) => {
+                *self = Phase::AwaitingName {
+                    deadline: contender.login_deadline,
+                    contended: true,
+                };
+                Some(contender)
+            }
+            other => {
+                *self = other;
+                None
+            }
         }
     }
 
@@ -68,9 +105,7 @@ impl Phase {
         match self {
             Phase::AwaitingName { .. } | Phase::Chatting => ReadMode::Process,
             Phase::Lingering { .. } => ReadMode::Discard,
-            Phase::Contending { .. } | Phase::Closing { .. } | Phase::Closed { .. } => {
-                ReadMode::Stop
-            }
+            Phase::Contending(_) | Phase::Closing { .. } | Phase::Closed { .. } => ReadMode::Stop,
         }
     }
 }
@@ -132,4 +167,22 @@ pub(crate) struct Peer<T> {
     pub(crate) last_route: u64,
     /// Whether the key is on the core's list of connections to flush.
     pub(crate) dirty: bool,
+    /// Whether the key is on the core's list of connections whose read budget ran out.
+    pub(crate) unread: bool,
+}
+
+impl<T> Peer<T> {
+    pub(crate) fn new(io: T, phase: Phase, generation: u64) -> Self {
+        Peer {
+            io,
+            phase,
+            name: None,
+            framer: LineFramer::new(),
+            outbox: Outbox::new(),
+            generation,
+            last_route: 0,
+            dirty: false,
+            unread: false,
+        }
+    }
 }

@@ -1,35 +1,7 @@
-//! The random choice of receivers: a tiny xorshift generator (a run is reproducible from its
-//! `--seed`, and no `rand` crate is needed) and distinct-receiver sampling.
+//! The random choice of receivers: `k` distinct peers other than the sender, from the
+//! library's seeded stream (a run is reproducible from its `--seed`).
 
-/// xorshift64*: small, fast and good enough to spread messages over peers.
-#[derive(Debug, Clone)]
-pub struct XorShift(u64);
-
-impl XorShift {
-    /// A generator from any seed, zero included (the state never becomes zero).
-    pub fn new(seed: u64) -> Self {
-        // One splitmix64 step spreads nearby seeds apart and maps 0 to a non-zero state.
-        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        XorShift((z ^ (z >> 31)) | 1)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// A number in `0..n` (multiply-shift: the bias is below 2^-32 for any n of a run).
-    pub fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
-    }
-}
+use a_chat::memory::XorShift;
 
 /// Picks `k` distinct receivers among `conns` connections, never the sender, in O(k) time and
 /// without allocating per message.
@@ -61,7 +33,7 @@ impl ReceiverPicker {
         let others = self.marks.len() - 1;
         debug_assert!(k <= others);
         for j in others - k..others {
-            let t = rng.below(j as u64 + 1) as usize;
+            let t = rng.index(j + 1);
             let chosen = if self.marks[t] == self.epoch { j } else { t };
             self.marks[chosen] = self.epoch;
             // Others are numbered without the sender: shift those at or above it by one.
@@ -78,26 +50,6 @@ impl ReceiverPicker {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn same_seed_same_numbers_and_zero_seed_works() {
-        let (mut a, mut b) = (XorShift::new(0), XorShift::new(0));
-        let first: Vec<u64> = (0..5).map(|_| a.next_u64()).collect();
-        assert_eq!(first, (0..5).map(|_| b.next_u64()).collect::<Vec<_>>());
-        assert!(first.iter().all(|&x| x != 0));
-        assert_ne!(XorShift::new(1).next_u64(), XorShift::new(2).next_u64());
-    }
-
-    #[test]
-    fn below_stays_in_range_and_covers_it() {
-        let mut rng = XorShift::new(7);
-        let mut seen = [false; 10];
-        for _ in 0..1000 {
-            let x = rng.below(10);
-            seen[x as usize] = true;
-        }
-        assert!(seen.iter().all(|&s| s));
-    }
 
     #[test]
     fn picks_are_distinct_in_range_and_never_the_sender() {

@@ -5,9 +5,9 @@ use std::rc::Rc;
 
 use log::debug;
 
-use crate::chat::{Chat, Transport};
+use super::peer::Phase;
+use super::{Chat, Transport};
 use crate::parse::Message;
-use crate::peer::Phase;
 
 impl<T: Transport> Chat<T> {
     /// Routes `message` from the logged-in peer `sender`.
@@ -16,7 +16,7 @@ impl<T: Transport> Chat<T> {
     /// included) is queued `from NAME: TEXT`, formatted once and shared by every receiver; an
     /// unknown one gets the sender `error: no such peer: DEST`. A receiver whose queue would
     /// overflow is disconnected as a slow consumer; the other receivers are not affected.
-    pub(crate) fn route(&mut self, sender: usize, message: Message<'_>) {
+    pub(super) fn route(&mut self, sender: usize, message: Message<'_>) {
         self.route_count += 1;
         let stamp = self.route_count;
         let Some(name) = self.peers[sender].name.clone() else {
@@ -25,7 +25,7 @@ impl<T: Transport> Chat<T> {
         let mut shared: Option<Rc<[u8]>> = None;
         let mut unknown = UnknownNames::default();
         for dest in message.destinations() {
-            if self.peers[sender].phase != Phase::Chatting {
+            if !matches!(self.peers[sender].phase, Phase::Chatting) {
                 // The sender itself was disconnected as a slow consumer by its own notices.
                 return;
             }

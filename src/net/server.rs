@@ -1,0 +1,430 @@
+//! [`Server`]: the chat core on a share of a host's `mio::Poll`: listeners, accepting,
+//! readiness events, the end of each turn, and the shutdown.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use log::{debug, info, warn};
+use mio::event::Event;
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Registry, Token};
+
+use super::connection::Connection;
+use crate::chat::Chat;
+use crate::config::Config;
+use crate::stats::Stats;
+
+/// How long accepting pauses after the process or system ran out of file descriptors or memory.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// A timer handled this much later than it was due means the host does not call
+/// [`Server::handle_events`] after every poll: it is warned once.
+const LATE: Duration = Duration::from_secs(1);
+
+/// The share of a `Poll`'s tokens the server may use: `count` tokens from `first` on.
+///
+/// The listeners take the first tokens, in the order given; the rest are for connections.
+/// The server never registers, matches or reuses a token outside its share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tokens {
+    /// The first token of the share.
+    pub first: Token,
+    /// How many tokens the share holds.
+    pub count: usize,
+}
+
+impl Tokens {
+    /// Whether `token` is in the share.
+    pub fn contains(&self, token: Token) -> bool {
+        self.index_of(token).is_some()
+    }
+
+    fn index_of(&self, token: Token) -> Option<usize> {
+        token
+            .0
+            .checked_sub(self.first.0)
+            .filter(|&index| index < self.count)
+    }
+}
+
+/// Where the server is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Running,
+    /// The graceful shutdown began; at `deadline` it is forced.
+    ShuttingDown {
+        deadline: Instant,
+    },
+    /// Every connection is closed and every source deregistered: the server does nothing more.
+    Finished,
+}
+
+/// A chat server on a `mio::Poll` it does not own.
+///
+/// # The host's loop
+///
+/// 1. Make it with [`Server::new`] or [`Server::bind`], then [`Server::register`] it once,
+///    before the first poll.
+/// 2. Poll with a timeout no longer than [`Server::timeout`] (the shorter of it and the host's
+///    own; `None` means the server needs no wake-up).
+/// 3. After **every** poll, also one that returned no events, call
+///    [`Server::handle_events`] with the whole batch. It takes the events whose tokens are in
+///    its share and then does the turn's work: reads left over from a spent read budget,
+///    expired timers (login timeouts, closes, the shutdown deadline, the accept back-off), one
+///    vectored write per grown queue, and the removal of closed connections. The other events
+///    are the host's ([`Tokens::contains`] tells them apart). A host that calls it only when
+///    events came never runs the timers; the server warns once in its log when it sees a timer
+///    handled more than a second late.
+/// 4. To stop, [`Server::begin_shutdown`] (graceful, contract section 3) or
+///    [`Server::force_shutdown`] (drops what is still queued), and go on polling until
+///    [`Server::is_finished`].
+///
+/// A finished server is inert: it has deregistered and closed every socket, [`Server::timeout`]
+/// is `None`, [`Server::handle_events`] does nothing, and it logs nothing more. A host may
+/// outlive it and keep polling its own sources, or run other servers on the same `Poll`.
+///
+/// The server uses no thread, no global state, no signal handler and no `Waker`; several can
+/// share one `Poll` with disjoint [`Tokens`]. It is not `Send` (messages share their buffers
+/// through `Rc`): make it on the thread that runs its `Poll`. See the crate documentation for a
+/// whole loop.
+#[derive(Debug)]
+pub struct Server {
+    chat: Chat<Connection>,
+    /// `None` once closed by the shutdown.
+    listeners: Vec<Option<TcpListener>>,
+    /// The listeners' addresses, kept after they are closed.
+    addrs: Vec<SocketAddr>,
+    tokens: Tokens,
+    /// Set while accepting is paused after running out of descriptors or memory.
+    accept_paused_until: Option<Instant>,
+    /// Set from an accept that failed for lack of resources until one succeeds: the episode
+    /// is logged once, not at every retry.
+    accept_starved: bool,
+    state: State,
+    /// Whether the late-timer warning was given.
+    warned_late: bool,
+}
+
+impl Server {
+    /// A server over `listeners` (non-blocking, as `mio` makes them) that uses the tokens of
+    /// `tokens`. Nothing is registered until [`Server::register`].
+    ///
+    /// Fails with `InvalidInput` when the share cannot hold the listeners and
+    /// [`Config::max_conns`] connections (1024 in `Config::default()`), or runs past
+    /// `usize::MAX`. Connections being refused or closed hold a token too without counting
+    /// against `max_conns`: leave some headroom. Should the share still run out, the server
+    /// says so in its log and pauses accepting (the backlog waits) until a token is free again.
+    pub fn new(config: Config, listeners: Vec<TcpListener>, tokens: Tokens) -> io::Result<Server> {
+        let needed = listeners.len().saturating_add(config.max_conns.max(1));
+        if tokens.count < needed || tokens.first.0.checked_add(tokens.count).is_none() {
+            let plural = if listeners.len() == 1 { "" } else { "s" };
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "a token share of {} from token {} cannot hold {} listener{plural} and \
+                     max_conns = {} connections (lower Config::max_conns, or lend more tokens)",
+                    tokens.count,
+                    tokens.first.0,
+                    listeners.len(),
+                    config.max_conns
+                ),
+            ));
+        }
+        let addrs = listeners
+            .iter()
+            .map(TcpListener::local_addr)
+            .collect::<io::Result<Vec<_>>>()?;
+        Ok(Server {
+            chat: Chat::new(config),
+            listeners: listeners.into_iter().map(Some).collect(),
+            addrs,
+            tokens,
+            accept_paused_until: None,
+            accept_starved: false,
+            state: State::Running,
+            warned_late: false,
+        })
+    }
+
+    /// Binds a listener on each address (see [`crate::bind_listener`]) and makes a server
+    /// over them.
+    pub fn bind(config: Config, addrs: &[SocketAddr], tokens: Tokens) -> io::Result<Server> {
+        let listeners = addrs
+            .iter()
+            .map(|&addr| crate::bind_listener(addr))
+            .collect::<io::Result<Vec<_>>>()?;
+        Server::new(config, listeners, tokens)
+    }
+
+    /// The addresses the listeners were bound to, with the ports actually bound, in the order
+    /// given. They stay the same after the shutdown closed the listeners.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// The token share it was given.
+    pub fn tokens(&self) -> Tokens {
+        self.tokens
+    }
+
+    /// Registers the listeners. Call once, before the first poll.
+    pub fn register(&mut self, registry: &Registry) -> io::Result<()> {
+        for (index, listener) in self.listeners.iter_mut().enumerate() {
+            if let Some(listener) = listener {
+                let token = Token(self.tokens.first.0 + index);
+                registry.register(listener, token, Interest::READABLE)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Handles the events of `events` whose tokens are in its share, then does the turn's
+    /// work. Call once after every poll, also when it returned no events; see the host's loop
+    /// on [`Server`]. Does nothing once the server is finished.
+    pub fn handle_events(&mut self, registry: &Registry, events: &Events) {
+        if self.state == State::Finished {
+            return;
+        }
+        let now = Instant::now();
+        self.warn_if_late(now);
+        for event in events.iter() {
+            self.handle_event(registry, event, now);
+        }
+        self.end_turn(registry, now);
+    }
+
+    /// How long the host may sleep before the server needs [`Server::handle_events`] again:
+    /// `None` for as long as it likes (always, once finished), zero when it has work left
+    /// from this turn.
+    pub fn timeout(&self) -> Option<Duration> {
+        let shutdown_deadline = match self.state {
+            State::Finished => return None,
+            State::Running => None,
+            State::ShuttingDown { deadline } => Some(deadline),
+        };
+        if self.chat.has_unread_input() {
+            return Some(Duration::ZERO);
+        }
+        let next = [
+            self.chat.next_deadline(),
+            self.accept_paused_until,
+            shutdown_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min()?;
+        Some(next.saturating_duration_since(Instant::now()))
+    }
+
+    /// Starts the graceful shutdown: the listeners are deregistered and closed, what already
+    /// arrived on each connection is routed, every queue is flushed, each connection's write
+    /// side is shut once its queue is empty, and connections close as their peers close.
+    /// After the configured `shutdown_timeout` the rest are closed. Calling it again, or on a
+    /// finished server, does nothing; see [`Server::force_shutdown`].
+    pub fn begin_shutdown(&mut self, registry: &Registry) {
+        if self.state != State::Running {
+            return;
+        }
+        let now = Instant::now();
+        self.state = State::ShuttingDown {
+            deadline: now + self.chat.config().shutdown_timeout,
+        };
+        for mut listener in self.listeners.iter_mut().filter_map(Option::take) {
+            let _ = registry.deregister(&mut listener);
+        }
+        self.accept_paused_until = None;
+        self.chat.begin_shutdown(now);
+        let stats = self.chat.stats();
+        info!(
+            "shutting down: {} connections open, {} bytes queued",
+            stats.connections_open, stats.bytes_queued
+        );
+        self.end_turn(registry, now);
+    }
+
+    /// Closes every connection now, dropping what is still queued (a second signal, or the
+    /// host's own deadline). Begins the shutdown first if it had not begun. The server is
+    /// finished when it returns.
+    pub fn force_shutdown(&mut self, registry: &Registry) {
+        if self.state == State::Finished {
+            return;
+        }
+        self.begin_shutdown(registry);
+        self.chat.force_close_all();
+        self.end_turn(registry, Instant::now());
+    }
+
+    /// Whether a shutdown began (it may be over).
+    pub fn is_shutting_down(&self) -> bool {
+        self.state != State::Running
+    }
+
+    /// Whether the shutdown is over: every connection is closed and the server is inert.
+    pub fn is_finished(&self) -> bool {
+        self.state == State::Finished
+    }
+
+    /// The counters now.
+    pub fn stats(&self) -> Stats {
+        self.chat.stats()
+    }
+
+    fn handle_event(&mut self, registry: &Registry, event: &Event, now: Instant) {
+        let Some(index) = self.tokens.index_of(event.token()) else {
+            return;
+        };
+        if index < self.listeners.len() {
+            if self.accept_paused_until.is_none() {
+                self.accept_all(registry, now);
+            }
+            return;
+        }
+        let key = index - self.listeners.len();
+        if event.is_writable() || event.is_write_closed() || event.is_error() {
+            self.chat.on_writable(key);
+        }
+        if event.is_readable() || event.is_read_closed() || event.is_error() {
+            self.chat.on_readable(key, now);
+        }
+    }
+
+    /// The work of every turn, after the events: the accept back-off and the shutdown
+    /// deadline, then the core's own end of turn (see [`Chat`]).
+    fn end_turn(&mut self, registry: &Registry, now: Instant) {
+        if self.accept_paused_until.is_some_and(|until| until <= now) {
+            self.accept_paused_until = None;
+            // Edge-triggered: the backlog may hold connections that no new event will announce.
+            self.accept_all(registry, now);
+        }
+        if let State::ShuttingDown { deadline } = self.state
+            && deadline <= now
+        {
+            warn!("shutdown timeout passed: closing the remaining connections");
+            self.chat.force_close_all();
+        }
+        let (tokens, offset) = (self.tokens, self.listeners.len());
+        self.chat.end_turn(
+            now,
+            |key, connection, wants_write| {
+                if connection.writable == wants_write {
+                    return Ok(());
+                }
+                let interest = if wants_write {
+                    Interest::READABLE | Interest::WRITABLE
+                } else {
+                    Interest::READABLE
+                };
+                let token = Token(tokens.first.0 + offset + key);
+                registry.reregister(&mut connection.stream, token, interest)?;
+                connection.writable = wants_write;
+                Ok(())
+            },
+            |key, mut connection| {
+                if let Err(e) = registry.deregister(&mut connection.stream) {
+                    debug!("#{key} deregister failed: {e}");
+                }
+            },
+        );
+        if self.state != State::Running && self.chat.is_empty() {
+            self.state = State::Finished;
+        }
+    }
+
+    fn warn_if_late(&mut self, now: Instant) {
+        if self.warned_late {
+            return;
+        }
+        if let Some(due) = self.chat.next_deadline()
+            && now.saturating_duration_since(due) > LATE
+        {
+            self.warned_late = true;
+            warn!(
+                "a timer was handled {:?} late: call Server::handle_events after every poll, \
+                 also when it returned no events",
+                now - due
+            );
+        }
+    }
+
+    fn accept_all(&mut self, registry: &Registry, now: Instant) {
+        for index in 0..self.listeners.len() {
+            while let Some(listener) = &self.listeners[index] {
+                if self.accept_paused_until.is_some() {
+                    return;
+                }
+                match listener.accept() {
+                    Ok((stream, addr)) => {
+                        if std::mem::take(&mut self.accept_starved) {
+                            info!("accepting again");
+                        }
+                        self.admit(registry, stream, addr, now);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
+                    Err(e) if out_of_resources(&e) => {
+                        if !std::mem::replace(&mut self.accept_starved, true) {
+                            warn!(
+                                "accept failed ({e}): pausing accepts, retrying every {ACCEPT_BACKOFF:?}"
+                            );
+                        }
+                        self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
+                        return;
+                    }
+                    Err(e) => {
+                        warn!("accept failed: {e}");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    fn admit(
+        &mut self,
+        registry: &Registry,
+        mut stream: TcpStream,
+        addr: SocketAddr,
+        now: Instant,
+    ) {
+        let key = self.chat.vacant_key();
+        let Some(token) = self.connection_token(key) else {
+            // Cannot happen while `max_conns` is below the share; the connection is refused,
+            // and accepting pauses so that the rest wait in the backlog.
+            warn!("token share full: refusing a connection from {addr}, pausing accepts");
+            let _ = io::Write::write(&mut stream, b"error: server full\n");
+            self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
+            return;
+        };
+        // Messages are batched in user space: one vectored write per connection per turn.
+        let _ = stream.set_nodelay(true);
+        if let Err(e) = registry.register(&mut stream, token, Interest::READABLE) {
+            warn!("cannot register a connection from {addr}: {e}");
+            return;
+        }
+        info!("#{key} connected from {addr}");
+        let connection = Connection {
+            stream,
+            writable: false,
+        };
+        let accepted = self.chat.accept(connection, now);
+        debug_assert_eq!(accepted, key);
+    }
+
+    fn connection_token(&self, key: usize) -> Option<Token> {
+        let index = key.checked_add(self.listeners.len())?;
+        (index < self.tokens.count).then(|| Token(self.tokens.first.0 + index))
+    }
+}
+
+/// Accept errors that mean "no descriptors or memory now": back off instead of spinning.
+fn out_of_resources(error: &io::Error) -> bool {
+    use rustix::io::Errno;
+    let Some(code) = error.raw_os_error() else {
+        return false;
+    };
+    [Errno::MFILE, Errno::NFILE, Errno::NOBUFS, Errno::NOMEM]
+        .iter()
+        .any(|errno| errno.raw_os_error() == code)
+}
