@@ -9,7 +9,7 @@ mod util;
 mod embedded;
 
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
@@ -76,8 +76,8 @@ struct TestHost {
     waker: Arc<Waker>,
     /// Loop turns so far: one per poll.
     turns: Arc<AtomicU64>,
-    /// Per server, whether it is finished.
-    finished: Arc<Vec<AtomicBool>>,
+    /// Per server, whether it is finished, and its counters, as of the last turn.
+    seen: Arc<Mutex<Vec<(bool, Stats)>>>,
     chat_addrs: Vec<SocketAddr>,
     udp_addr: SocketAddr,
     thread: thread::JoinHandle<Vec<Stats>>,
@@ -90,9 +90,8 @@ impl TestHost {
         let (ready, started) = mpsc::channel();
         let (commands, inbox) = mpsc::channel();
         let turns = Arc::new(AtomicU64::new(0));
-        let finished: Arc<Vec<AtomicBool>> =
-            Arc::new((0..servers).map(|_| AtomicBool::new(false)).collect());
-        let (turns_seen, finished_seen) = (turns.clone(), finished.clone());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (turns_seen, host_seen) = (turns.clone(), seen.clone());
         let thread = thread::spawn(move || {
             let mut poll = Poll::new().unwrap();
             let waker = Arc::new(Waker::new(poll.registry(), STOP).unwrap());
@@ -103,6 +102,8 @@ impl TestHost {
                 .unwrap();
             let config = Config {
                 max_conns: 50,
+                // Room for everything a test queues: nobody is evicted as a slow consumer.
+                max_queue: 64 << 20,
                 ..Config::default()
             };
             let mut chats: Vec<Server> = (0..servers)
@@ -149,9 +150,10 @@ impl TestHost {
                         }
                     }
                 }
-                for (flag, chat) in finished_seen.iter().zip(&chats) {
-                    flag.store(chat.is_finished(), Ordering::Relaxed);
-                }
+                *host_seen.lock().unwrap() = chats
+                    .iter()
+                    .map(|chat| (chat.is_finished(), chat.stats()))
+                    .collect();
             }
         });
         let (chat_addrs, udp_addr, waker) = started.recv_timeout(WAIT).unwrap();
@@ -159,7 +161,7 @@ impl TestHost {
             commands,
             waker,
             turns,
-            finished,
+            seen,
             chat_addrs,
             udp_addr,
             thread,
@@ -172,8 +174,15 @@ impl TestHost {
     }
 
     fn wait_finished(&self, server: usize) {
-        eventually("the server finishes", || {
-            self.finished[server].load(Ordering::Relaxed).then_some(())
+        self.wait_for(server, "finished", |finished, _| finished);
+    }
+
+    /// Waits until the host's last turn left `server` in a state that `check` accepts.
+    fn wait_for(&self, server: usize, what: &str, check: impl Fn(bool, &Stats) -> bool) {
+        eventually(what, || {
+            let seen = self.seen.lock().unwrap();
+            let (finished, stats) = seen.get(server)?;
+            check(*finished, stats).then_some(())
         });
     }
 
@@ -306,6 +315,11 @@ fn a_finished_server_is_inert_after_a_graceful_and_after_a_forced_shutdown() {
     // Server 1: forced, with a peer that reads nothing and a message stuck for it.
     let mut stuck = Client::login(host.chat_addrs[1], "stuck");
     stuck.send(&format!("stuck: {}\n", "x".repeat(4000)).repeat(2000));
+    host.wait_for(
+        1,
+        "bytes queued for a peer that reads nothing",
+        |_, stats| stats.messages_routed > 1000 && stats.bytes_queued > 0,
+    );
     host.send(Command::ForceShutdown(1));
     host.wait_finished(1);
 
