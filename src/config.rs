@@ -26,6 +26,11 @@ pub struct Config {
     /// computes its default from the open-file limit ([`Config::max_conns_for_nofile`]). A
     /// [`crate::Server`]'s token share must hold this many connections plus its listeners.
     pub max_conns: usize,
+    /// The most bytes that all outbound queues together may hold, a buffer shared by several
+    /// queues counted once (`--max-memory`). A message that would pass it first disconnects
+    /// the peer with the largest queue as a slow consumer, then the next, until it fits.
+    /// `Config::default()` takes a quarter of the machine's physical memory.
+    pub max_memory: usize,
     /// How long a new connection has to send a valid name (`--login-timeout`).
     pub login_timeout: Duration,
     /// How long a graceful shutdown waits for slow peers (`--shutdown-timeout`). Also how long
@@ -45,12 +50,23 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The `--max-memory` default: a quarter of the machine's physical memory, or 1 GiB where
+    /// it cannot be read.
+    pub fn default_max_memory() -> usize {
+        crate::process::physical_memory()
+            .and_then(|bytes| usize::try_from(bytes / 4).ok())
+            .unwrap_or(1 << 30)
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
             max_line: 8192,
             max_queue: 1 << 20,
             max_conns: 1024,
+            max_memory: Config::default_max_memory(),
             login_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(30),
             linger: Duration::from_secs(2),

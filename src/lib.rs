@@ -79,6 +79,8 @@
 //! - [`Server`] (`src/net/`): the thin `mio` driver around the core, on a `Poll` the caller
 //!   owns; [`bind_listener`] makes its listening sockets.
 //! - [`memory`]: the core driven in memory, for tests, fuzzers and simulations.
+//! - [`metrics`]: the counters in the Prometheus text format, and the HTTP exchange of the
+//!   server's own metrics endpoint.
 //! - [`process`]: the open-file limit, physical memory, resident memory and CPU time.
 //! - [`Config`], [`Stats`]: the limits in, the counters out.
 #![forbid(unsafe_code)]
@@ -89,6 +91,7 @@ mod chat;
 mod config;
 pub mod framer;
 pub mod memory;
+pub mod metrics;
 mod net;
 pub mod parse;
 pub mod process;
@@ -96,6 +99,6 @@ mod stats;
 
 pub use chat::{Chat, CloseReason, DEFAULT_READ_BUDGET, Transport};
 pub use config::Config;
-pub use net::{LISTEN_BACKLOG, Server, Tokens, bind_listener};
+pub use net::{LISTEN_BACKLOG, METRICS_CONNECTIONS, Server, Tokens, bind_listener};
 pub use parse::LineError;
-pub use stats::Stats;
+pub use stats::{ClusterStats, Stats};

@@ -6,7 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{self, IoSlice, Read, Write};
 use std::time::{Duration, Instant};
 
-use crate::chat::{Chat, Transport};
+use crate::chat::{Chat, CloseReason, Transport};
 use crate::config::Config;
 
 /// Bytes read from one connection per call: far below the mio driver's, so that budgets run
@@ -147,8 +147,9 @@ pub struct MemoryServer {
     next_id: u64,
     /// Open connections: id to slab key.
     live: HashMap<u64, usize>,
-    /// Connections the core closed and removed, by id, as they were at the end.
-    pub finished: HashMap<u64, MemoryTransport>,
+    /// Connections the core closed and removed, by id, as they were at the end, with the
+    /// reason they were closed.
+    pub finished: HashMap<u64, (MemoryTransport, CloseReason)>,
 }
 
 impl MemoryServer {
@@ -185,6 +186,16 @@ impl MemoryServer {
         self.live.get(&id).copied()
     }
 
+    /// Whether the connection `id` is logged in now.
+    pub fn is_logged_in(&self, id: u64) -> bool {
+        self.key(id).is_some_and(|key| self.chat.is_logged_in(key))
+    }
+
+    /// Why the connection `id` was closed, once it was.
+    pub fn close_reason(&self, id: u64) -> Option<&CloseReason> {
+        self.finished.get(&id).map(|(_, reason)| reason)
+    }
+
     /// Whether the connection `id` is still open.
     pub fn is_open(&self, id: u64) -> bool {
         self.live.contains_key(&id)
@@ -194,7 +205,7 @@ impl MemoryServer {
     pub fn transport(&mut self, id: u64) -> &mut MemoryTransport {
         match self.live.get(&id) {
             Some(&key) => self.chat.transport_mut(key).expect("live connection"),
-            None => self.finished.get_mut(&id).expect("known connection"),
+            None => &mut self.finished.get_mut(&id).expect("known connection").0,
         }
     }
 
@@ -226,9 +237,9 @@ impl MemoryServer {
         self.chat.end_turn(
             now,
             |_, _, _| Ok(()),
-            |_, transport| {
+            |_, transport, reason| {
                 live.remove(&transport.id);
-                finished.insert(transport.id, transport);
+                finished.insert(transport.id, (transport, reason));
             },
         );
     }
@@ -249,6 +260,12 @@ impl MemoryServer {
     pub fn advance(&mut self, by: Duration) {
         self.now += by;
         self.turn();
+    }
+
+    /// The queues' memory counted again from scratch, each buffer once: what
+    /// `chat.stats().queue_memory` must equal.
+    pub fn recount_queue_memory(&self) -> usize {
+        self.chat.recount_queue_memory()
     }
 
     /// Starts the graceful shutdown now.

@@ -49,6 +49,18 @@ impl LineError {
         )
     }
 
+    /// The reason as a metric label: `invalid_utf8`, `invalid_name`, `name_taken`,
+    /// `expected_dest_message`, `line_too_long`.
+    pub fn metric_label(self) -> &'static str {
+        match self {
+            LineError::InvalidUtf8 => "invalid_utf8",
+            LineError::InvalidName => "invalid_name",
+            LineError::NameTaken => "name_taken",
+            LineError::ExpectedDestMessage => "expected_dest_message",
+            LineError::LineTooLong => "line_too_long",
+        }
+    }
+
     /// The position of this reason in [`LineError::ALL`].
     pub fn index(self) -> usize {
         self as usize

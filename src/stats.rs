@@ -1,4 +1,5 @@
-//! Counters an embedding host or the shutdown summary reads: cheap to copy, updated in place.
+//! Counters an embedding host, the metrics and the shutdown summary read: cheap to copy,
+//! updated in place.
 
 use crate::parse::LineError;
 
@@ -9,12 +10,29 @@ pub struct Stats {
     pub connections_open: usize,
     /// Peers logged in now.
     pub peers_logged_in: usize,
+    /// Connections accepted since start, the refused ones included.
+    pub connections_accepted: u64,
+    /// Successful logins since start.
+    pub logins: u64,
+    /// Connections answered `error: server full` (past `max_conns`, or during a shutdown).
+    pub server_full: u64,
+    /// Connections closed because no valid name came within the login timeout.
+    pub login_timeouts: u64,
     /// Messages delivered into receivers' queues since start (one per receiver).
     pub messages_routed: u64,
-    /// Bytes waiting in all outbound queues now.
+    /// Bytes waiting in all outbound queues now, each queue counted on its own (a message to
+    /// eight peers counts eight times).
     pub bytes_queued: usize,
-    /// Peers disconnected because their queue would have exceeded `max_queue`.
+    /// Bytes held by all outbound queues together now, a buffer shared by several queues
+    /// counted once: what `max_memory` bounds.
+    pub queue_memory: usize,
+    /// The bound on `queue_memory` (`Config::max_memory`).
+    pub max_memory: usize,
+    /// Peers disconnected as slow consumers: their queue would have exceeded `max_queue`, or
+    /// theirs was the largest when the queues together would have passed `max_memory`.
     pub slow_consumers_evicted: u64,
+    /// Of `slow_consumers_evicted`, those disconnected to keep all queues under `max_memory`.
+    pub memory_evictions: u64,
     /// Lines refused, per reason, indexed by [`LineError::index`].
     pub lines_rejected: [u64; LineError::ALL.len()],
     /// `error: no such peer` notices sent.
@@ -22,6 +40,35 @@ pub struct Stats {
     /// Bytes that were queued when a graceful shutdown began or routed during it, and were
     /// dropped instead of written (the peer went away, or the shutdown was forced).
     pub bytes_unsent_at_shutdown: u64,
+    /// Times accepting paused because descriptors or memory ran out (the driver's).
+    pub accept_pauses: u64,
+    /// Turns of the host's loop that reached the server: one per `Server::handle_events`.
+    pub loop_turns: u64,
+    /// Readiness events of the server's own tokens handled.
+    pub events_handled: u64,
+    /// HTTP requests answered by the server's metrics endpoint.
+    pub metrics_requests: u64,
+    /// The cluster's counters (all zero on a single node).
+    pub cluster: ClusterStats,
+}
+
+/// Counters of cluster mode.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClusterStats {
+    /// The server is a node of a cluster.
+    pub enabled: bool,
+    /// Its connection to Redis is up and subscribed now.
+    pub connected: bool,
+    /// Connections to Redis made after the first one.
+    pub reconnects: u64,
+    /// Messages published for receivers on other nodes.
+    pub messages_sent: u64,
+    /// Messages from other nodes queued for receivers here.
+    pub messages_received: u64,
+    /// `error: cluster unavailable: DEST` notices sent.
+    pub destinations_unavailable: u64,
+    /// Logins refused with `error: cluster unavailable`.
+    pub logins_unavailable: u64,
 }
 
 impl Stats {

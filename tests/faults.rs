@@ -362,6 +362,8 @@ fn chaos_does_not_lose_or_spoof_messages_and_shutdown_is_clean() {
         "2",
         "--shutdown-timeout",
         "30",
+        "--metrics",
+        "127.0.0.1:0",
     ]);
     let addr = server.addr();
     let stop = Arc::new(AtomicBool::new(false));
@@ -438,11 +440,20 @@ fn chaos_does_not_lose_or_spoof_messages_and_shutdown_is_clean() {
         .collect();
     // Every chaos connection is gone (the lingering ones within their grace period): only the
     // good peers remain, so the shutdown owes bytes to readers only.
-    eventually("only the good peers are connected", || {
-        let log = server.stderr();
-        let open = log.matches(" connected from ").count() - log.matches(" disconnected: ").count();
-        (open == GOOD).then_some(())
+    let metrics = eventually("only the good peers are connected", || {
+        let metrics = server.scrape();
+        (metrics.value("a_chat_connections_open", &[]) == GOOD as f64).then_some(metrics)
     });
+    let evicted = metrics.value(
+        "a_chat_slow_consumers_evicted_total",
+        &[("limit", "max_queue")],
+    );
+    let stalled = counts[KINDS.iter().position(|k| *k == "stalled reader").unwrap()]
+        .load(Ordering::Relaxed) as f64;
+    assert!(
+        evicted >= stalled,
+        "{evicted} evicted, {stalled} stalled readers"
+    );
 
     server.signal(Signal::TERM);
     let mut received: Vec<Received> = Vec::new();
@@ -482,7 +493,6 @@ fn chaos_does_not_lose_or_spoof_messages_and_shutdown_is_clean() {
             checked += seqs.len();
         }
     }
-    let evicted = log.matches("is a slow consumer").count();
     let faults: Vec<String> = KINDS
         .iter()
         .zip(counts.iter())

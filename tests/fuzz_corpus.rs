@@ -49,6 +49,7 @@ fn generated_session_scripts() {
         let stats = outcome.unwrap_or_else(|_| panic!("session script of seed {seed} fails"));
         totals.messages_routed += stats.messages_routed;
         totals.slow_consumers_evicted += stats.slow_consumers_evicted;
+        totals.memory_evictions += stats.memory_evictions;
         totals.unknown_destinations += stats.unknown_destinations;
         totals.bytes_unsent_at_shutdown += stats.bytes_unsent_at_shutdown;
         for (total, count) in totals.lines_rejected.iter_mut().zip(stats.lines_rejected) {
@@ -59,6 +60,11 @@ fn generated_session_scripts() {
     println!("{totals:?}");
     assert!(totals.messages_routed > 5_000);
     assert!(totals.slow_consumers_evicted > 100);
+    assert!(
+        totals.memory_evictions > 20,
+        "{} memory evictions",
+        totals.memory_evictions
+    );
     assert!(totals.unknown_destinations > 1000);
     assert!(
         totals.lines_rejected.iter().all(|&count| count > 0),

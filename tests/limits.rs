@@ -188,3 +188,106 @@ fn out_of_file_descriptors_backs_off_and_keeps_serving() {
         late.try_line().filter(|line| line == "from late: hi")
     });
 }
+
+#[test]
+fn max_memory_bounds_all_queues_together_and_evicts_the_largest_first() {
+    const BOUND: usize = 16 << 20;
+    let server = ServerProcess::start(&[
+        "--max-memory",
+        "16M",
+        "--max-queue",
+        "1G",
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    let addr = server.addr();
+    let login_small = |name: &str| {
+        let mut client = Client::connect_with_receive_buffer(addr, 4096);
+        client.send(&format!("{name}\n{name}: in\n"));
+        client.expect(&format!("from {name}: in"));
+        client
+    };
+    // A hundred receivers that never read, with small receive buffers. The kernel still takes
+    // a few MiB for each on the server's side of the connection (its send buffer grows), so
+    // the twenty heavy ones are sent 8 MiB each: well past that, their queues grow. The eighty
+    // light ones are sent 96 KiB each: 7.5 MiB together, under the bound even if the kernel
+    // took none of it.
+    let heavy: Vec<Client> = (0..20).map(|i| login_small(&format!("h{i}"))).collect();
+    let light: Vec<Client> = (0..80).map(|i| login_small(&format!("l{i}"))).collect();
+    // A peer that reads all along.
+    let mut watcher = Client::login(addr, "watcher");
+    let rounds = 128;
+    let watching = thread::spawn(move || {
+        for round in 0..rounds {
+            watcher.expect(&format!("from sender: round {round}"));
+        }
+        watcher
+    });
+    let mut sender = Client::login(addr, "sender");
+    let base = server.memory().rss_bytes;
+    let pad = "x".repeat(8000);
+    let mut peak_queue_memory = 0.0_f64;
+    for round in 0..rounds {
+        // Distinct messages: each is a buffer of its own.
+        let mut script = String::new();
+        for copy in 0..8 {
+            for i in 0..20 {
+                script.push_str(&format!("h{i}: {round}.{copy} {pad}\n"));
+            }
+        }
+        if round % 10 == 0 {
+            for i in 0..80 {
+                script.push_str(&format!("l{i}: {round} {pad}\n"));
+            }
+        }
+        script.push_str(&format!("watcher: round {round}\n"));
+        sender.send(&script);
+        if round % 16 == 15 {
+            let held = server.scrape().value("a_chat_queue_memory_bytes", &[]);
+            assert!(held <= BOUND as f64, "{held} bytes held");
+            peak_queue_memory = peak_queue_memory.max(held);
+        }
+    }
+    let watcher = watching
+        .join()
+        .expect("the watcher got every round, in order");
+    let metrics = server.scrape();
+    let evicted = |limit| metrics.value("a_chat_slow_consumers_evicted_total", &[("limit", limit)]);
+    assert_eq!(evicted("max_queue"), 0.0);
+    assert!(
+        (10.0..=20.0).contains(&evicted("max_memory")),
+        "{} evicted",
+        evicted("max_memory")
+    );
+    // Only heavy ones went: every light receiver is still there, and a message to itself
+    // comes back after its backlog.
+    let logged_in = metrics.value("a_chat_peers_logged_in", &[]);
+    assert_eq!(logged_in, 20.0 - evicted("max_memory") + 80.0 + 2.0);
+    for (i, mut client) in light.into_iter().enumerate() {
+        client.send(&format!("l{i}: still here\n"));
+        loop {
+            let line = client.line();
+            if line == format!("from l{i}: still here") {
+                break;
+            }
+            assert!(line.starts_with("from sender: "), "{line}");
+        }
+    }
+    assert!(metrics.value("a_chat_queue_memory_bytes", &[]) <= BOUND as f64);
+    assert!(
+        peak_queue_memory > (BOUND / 2) as f64,
+        "the bound was approached"
+    );
+    // The server's memory stayed within the bound and its base (plus allocator slack).
+    let grown = server.memory().hwm_bytes.saturating_sub(base);
+    eprintln!(
+        "evicted {}, queue memory peak {peak_queue_memory} B, RSS peak {grown} B over the base",
+        evicted("max_memory")
+    );
+    assert!(
+        grown < 2 * BOUND as u64,
+        "peak RSS {grown} bytes over the base"
+    );
+    assert!(!server.stderr().contains("panicked"));
+    drop((heavy, sender, watcher));
+}

@@ -54,7 +54,7 @@ fn shutdown_stops_accepting() {
     let addr = server.addr();
     let mut alice = Client::login(addr, "alice");
     server.signal(Signal::TERM);
-    server.wait_for_log("shutting down");
+    server.wait_for_log("shutting down: ");
     match TcpStream::connect(addr) {
         Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionRefused),
         // With nothing listening on the freed port, a connect may pick that very port as its
@@ -124,7 +124,7 @@ fn second_signal_forces_the_exit() {
         ServerProcess::start(&["--max-queue", "100000000", "--shutdown-timeout", "600"]);
     let (_stalled, _sender) = stalled_reader(&server);
     server.signal(Signal::TERM);
-    server.wait_for_log("shutting down");
+    server.wait_for_log("shutting down: ");
     server.signal(Signal::INT);
     assert_eq!(server.wait_exit(util::WAIT).code(), Some(1));
 }
@@ -134,7 +134,7 @@ fn stalled_peer_that_starts_reading_gets_everything() {
     let mut server = ServerProcess::start(&["--max-queue", "100000000"]);
     let (mut stalled, sender) = stalled_reader(&server);
     server.signal(Signal::TERM);
-    server.wait_for_log("shutting down");
+    server.wait_for_log("shutting down: ");
     drop(sender);
     let mut bytes = Vec::new();
     stalled.stream.read_to_end(&mut bytes).unwrap();
@@ -173,7 +173,7 @@ fn reset_during_shutdown_flush_does_not_stop_the_others() {
     sender.send("reader: last\n");
     reader.expect("from sender: last");
     server.signal(Signal::TERM);
-    server.wait_for_log("shutting down");
+    server.wait_for_log("shutting down: ");
     stalled.reset();
     reader.expect_eof();
     sender.expect_eof();

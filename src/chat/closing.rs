@@ -202,6 +202,8 @@ impl<T: Transport> Chat<T> {
         let peer = &mut self.peers[key];
         let dropped = peer.outbox.clear();
         peer.phase = Phase::Closed { reason };
+        self.take_released(key);
+        self.reindex(key);
         self.stats.bytes_queued -= dropped;
         if self.is_shutting_down() {
             self.stats.bytes_unsent_at_shutdown += dropped as u64;
@@ -223,6 +225,10 @@ impl<T: Transport> Chat<T> {
             && let Some(name) = &peer.name
         {
             self.directory.remove(name);
+            if self.routing && peer.last_route == self.route_count {
+                // It got the line being routed: see `route`.
+                self.gone_mid_line.push(name.clone());
+            }
         }
     }
 

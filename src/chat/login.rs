@@ -77,6 +77,7 @@ impl<T: Transport> Chat<T> {
     fn log_in(&mut self, key: usize, name: &str) {
         let name: Rc<str> = Rc::from(name);
         self.directory.insert(name.clone(), key);
+        self.stats.logins += 1;
         let peer = &mut self.peers[key];
         peer.phase = Phase::Chatting;
         info!("#{key} logged in as {name}");

@@ -8,11 +8,13 @@
 //! | `login.rs` | the name line, and a login waiting for a name whose holder may be closing |
 //! | `routing.rs` | one `DESTS: TEXT` line into its receivers' queues |
 //! | `closing.rs` | closing one connection, and the graceful shutdown of all |
+//! | `memory_bound.rs` | the bound on all queues together, and which queue goes first |
 //! | `peer.rs` | a connection's `Phase` and `CloseReason` |
 //! | `outbox.rs`, `timers.rs`, `transport.rs` | the outbound queue, deadlines, the IO trait |
 
 mod closing;
 mod login;
+mod memory_bound;
 mod outbox;
 mod peer;
 mod routing;
@@ -35,6 +37,7 @@ pub use peer::CloseReason;
 pub use transport::Transport;
 
 use closing::Shutdown;
+use memory_bound::QueueIndex;
 use peer::{Peer, Phase, ReadMode};
 use timers::Timers;
 
@@ -87,13 +90,18 @@ pub struct Chat<T> {
     closed: Vec<usize>,
     /// Numbers routed lines, so that a receiver named twice in one line gets it once.
     route_count: u64,
+    /// Set while a line is being routed.
+    routing: bool,
+    /// The names of receivers that got the line being routed and were closed since (to make
+    /// room for later receivers): a name named again in the same line is not unknown.
+    gone_mid_line: Vec<Rc<str>>,
     /// Where routed messages are formatted before being copied into their shared buffer.
     format_buf: Vec<u8>,
     stats: Stats,
     /// Set once a graceful shutdown began.
     shutdown: Option<Shutdown>,
-    /// The notices without arguments, allocated once.
-    notices: [Rc<[u8]>; LineError::ALL.len()],
+    /// The connections with bytes queued, by queue size.
+    queue_index: QueueIndex,
     scratch: Vec<u8>,
     read_budget: usize,
 }
@@ -113,10 +121,12 @@ impl<T: Transport> Chat<T> {
             unread: Vec::new(),
             closed: Vec::new(),
             route_count: 0,
+            routing: false,
+            gone_mid_line: Vec::new(),
             format_buf: Vec::new(),
             stats: Stats::default(),
             shutdown: None,
-            notices: LineError::ALL.map(|error| Rc::from(error.notice().as_bytes())),
+            queue_index: QueueIndex::default(),
             scratch: vec![0; SCRATCH_LEN],
             read_budget: DEFAULT_READ_BUDGET,
         }
@@ -149,7 +159,9 @@ impl<T: Transport> Chat<T> {
         };
         let key = self.peers.insert(Peer::new(io, phase, generation));
         self.active += 1;
+        self.stats.connections_accepted += 1;
         if self.active > self.config.max_conns || self.is_shutting_down() {
+            self.stats.server_full += 1;
             self.queue_text(key, "error: server full\n");
             self.begin_close(key, CloseReason::ServerFull, now);
         } else {
@@ -181,12 +193,12 @@ impl<T: Transport> Chat<T> {
     /// called for each connection that was flushed, with whether it still has bytes queued
     /// (the driver asks for writability exactly then); an error from it closes that
     /// connection. `release` is handed the transport of each connection that was closed, to
-    /// deregister and drop it.
+    /// deregister and drop it, with the reason it was closed.
     pub fn end_turn(
         &mut self,
         now: Instant,
         mut on_interest: impl FnMut(usize, &mut T, bool) -> io::Result<()>,
-        mut release: impl FnMut(usize, T),
+        mut release: impl FnMut(usize, T, CloseReason),
     ) {
         for key in std::mem::take(&mut self.unread) {
             if let Some(peer) = self.peers.get_mut(key) {
@@ -239,11 +251,19 @@ impl<T: Transport> Chat<T> {
         self.peers.get_mut(key).map(|peer| &mut peer.io)
     }
 
+    /// Whether `key` is logged in now (for tests and simulations).
+    pub(crate) fn is_logged_in(&self, key: usize) -> bool {
+        self.peers
+            .get(key)
+            .is_some_and(|peer| matches!(peer.phase, Phase::Chatting))
+    }
+
     /// The counters now.
     pub fn stats(&self) -> Stats {
         Stats {
             connections_open: self.peers.len(),
             peers_logged_in: self.directory.len(),
+            max_memory: self.config.max_memory,
             ..self.stats
         }
     }
@@ -338,8 +358,7 @@ impl<T: Transport> Chat<T> {
     /// Sends the notice for `error` to `key`, and closes the connection if the rule says so.
     fn reject(&mut self, key: usize, error: LineError, now: Instant) {
         self.stats.lines_rejected[error.index()] += 1;
-        let notice = self.notices[error.index()].clone();
-        if !self.queue(key, notice) {
+        if !self.queue_text(key, error.notice()) {
             return;
         }
         if error.closes_connection() {
@@ -347,14 +366,22 @@ impl<T: Transport> Chat<T> {
         }
     }
 
-    /// Queues a notice made of `text` for `key`.
+    /// Queues a notice made of `text` for `key` (a buffer of its own, charged to the memory
+    /// bound).
     fn queue_text(&mut self, key: usize, text: &str) -> bool {
-        self.queue(key, Rc::from(text.as_bytes()))
+        let bytes: Rc<[u8]> = Rc::from(text.as_bytes());
+        let charge = bytes.len();
+        self.queue(key, bytes, charge)
     }
 
-    /// Queues `bytes` for `key`, or disconnects it as a slow consumer if its queue would exceed
-    /// `max_queue`. Returns whether it was queued.
-    fn queue(&mut self, key: usize, bytes: Rc<[u8]>) -> bool {
+    /// Queues `bytes` for `key`; `charge` is what it adds to the memory of all queues together:
+    /// its length for a buffer that no queue holds yet, 0 for one already queued elsewhere.
+    ///
+    /// A queue that would exceed `max_queue` is flushed, and if that is not enough, its peer
+    /// is disconnected as a slow consumer. Then, while the queues together would pass
+    /// `max_memory`, the peer with the largest queue is disconnected, then the next. Returns
+    /// whether `bytes` was queued.
+    fn queue(&mut self, key: usize, bytes: Rc<[u8]>, charge: usize) -> bool {
         let max_queue = self.config.max_queue;
         if self.peers[key].outbox.queued() + bytes.len() > max_queue {
             // Queues are normally flushed once per turn; under pressure, flush this one now,
@@ -374,8 +401,14 @@ impl<T: Transport> Chat<T> {
             self.close_now(key, CloseReason::SlowConsumer);
             return false;
         }
+        if self.stats.queue_memory + charge > self.config.max_memory && !self.make_room(key, charge)
+        {
+            return false;
+        }
         self.stats.bytes_queued += bytes.len();
-        peer.outbox.push(bytes);
+        self.stats.queue_memory += charge;
+        self.peers[key].outbox.push(bytes);
+        self.reindex(key);
         self.mark_dirty(key);
         true
     }
@@ -417,17 +450,23 @@ impl<T: Transport> Chat<T> {
     /// Writes what is queued for `key` until it is empty or the transport says `WouldBlock`.
     fn write_queued(&mut self, key: usize) -> Result<(), CloseReason> {
         let peer = &mut self.peers[key];
-        while !peer.outbox.is_empty() {
-            let before = peer.outbox.queued();
-            match peer.outbox.write_to(&mut peer.io) {
-                Ok(0) => return Err(CloseReason::Io(io::ErrorKind::WriteZero)),
-                Ok(_) => self.stats.bytes_queued -= before - peer.outbox.queued(),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(CloseReason::Io(e.kind())),
+        let before = peer.outbox.queued();
+        let result = loop {
+            if peer.outbox.is_empty() {
+                break Ok(());
             }
-        }
-        Ok(())
+            match peer.outbox.write_to(&mut peer.io) {
+                Ok(0) => break Err(CloseReason::Io(io::ErrorKind::WriteZero)),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(CloseReason::Io(e.kind())),
+            }
+        };
+        self.stats.bytes_queued -= before - peer.outbox.queued();
+        self.take_released(key);
+        self.reindex(key);
+        result
     }
 
     /// Runs the expired timers: logins, contention retries, closes.
@@ -442,7 +481,10 @@ impl<T: Transport> Chat<T> {
             match &peer.phase {
                 // No notice: the contract names none for a login timeout. The close is the
                 // same orderly one (write side shut, input drained) as after a notice.
-                Phase::AwaitingName { .. } => self.begin_close(key, CloseReason::LoginTimeout, now),
+                Phase::AwaitingName { .. } => {
+                    self.stats.login_timeouts += 1;
+                    self.begin_close(key, CloseReason::LoginTimeout, now);
+                }
                 Phase::Contending(_) => self.retry_login(key, now),
                 Phase::Closing { reason, .. } | Phase::Lingering { reason, .. } => {
                     let reason = match reason {
@@ -458,16 +500,17 @@ impl<T: Transport> Chat<T> {
 
     /// Removes the closed connections, handing each transport to `release`. Logs one
     /// disconnect line per connection.
-    fn reap(&mut self, release: &mut impl FnMut(usize, T)) {
+    fn reap(&mut self, release: &mut impl FnMut(usize, T, CloseReason)) {
         for key in std::mem::take(&mut self.closed) {
             let peer = self.peers.remove(key);
-            if let Phase::Closed { reason } = &peer.phase {
-                match &peer.name {
-                    Some(name) => log::info!("#{key} {name} disconnected: {reason}"),
-                    None => log::info!("#{key} disconnected: {reason}"),
-                }
+            let Phase::Closed { reason } = peer.phase else {
+                unreachable!("only closed connections are on the list");
+            };
+            match &peer.name {
+                Some(name) => log::info!("#{key} {name} disconnected: {reason}"),
+                None => log::info!("#{key} disconnected: {reason}"),
             }
-            release(key, peer.io);
+            release(key, peer.io, reason);
         }
         if self.peers.is_empty() {
             // Give back the table's memory after a burst of connections.

@@ -14,6 +14,10 @@ const KEPT_CAPACITY: usize = 4;
 ///
 /// A message routed to many peers is one `Rc<[u8]>` that every receiver's outbox points to.
 /// An empty outbox owns at most a few dozen bytes of heap memory.
+///
+/// Every chunk is held by outboxes only (and briefly by the router that made it), so an outbox
+/// that drops a chunk whose reference count is one frees its bytes: it adds them to
+/// `released`, which the core takes to keep the global count of queued memory.
 #[derive(Debug, Default)]
 pub struct Outbox {
     /// Invariant: no chunk is empty; when it holds nothing, its capacity is at most
@@ -24,6 +28,8 @@ pub struct Outbox {
     front_written: usize,
     /// Invariant: the unwritten bytes of all chunks.
     queued: usize,
+    /// Bytes of chunks this outbox dropped as their last holder, not yet taken.
+    released: usize,
 }
 
 impl Outbox {
@@ -33,6 +39,7 @@ impl Outbox {
             chunks: VecDeque::new(),
             front_written: 0,
             queued: 0,
+            released: 0,
         }
     }
 
@@ -77,8 +84,21 @@ impl Outbox {
     /// Drops everything queued; returns how many bytes were dropped.
     pub fn clear(&mut self) -> usize {
         let dropped = self.queued;
+        let released = self.released + self.chunks.iter().map(released_if_last).sum::<usize>();
         *self = Outbox::new();
+        self.released = released;
         dropped
+    }
+
+    /// The chunks queued, front first.
+    pub(crate) fn chunks(&self) -> impl Iterator<Item = &Rc<[u8]>> {
+        self.chunks.iter()
+    }
+
+    /// Takes the bytes of the chunks this outbox freed since the last call (those it dropped
+    /// while no other outbox held them).
+    pub fn take_released(&mut self) -> usize {
+        std::mem::take(&mut self.released)
     }
 
     fn consume(&mut self, mut written: usize) {
@@ -92,13 +112,24 @@ impl Outbox {
             }
             written -= front_left;
             self.front_written = 0;
-            self.chunks.pop_front();
+            if let Some(chunk) = self.chunks.pop_front() {
+                self.released += released_if_last(&chunk);
+            }
         }
         if self.chunks.is_empty() && self.chunks.capacity() > KEPT_CAPACITY {
             // Give a large deque's memory back: most peers are idle most of the time. A small
             // one is kept, so that a busy peer does not allocate at every turn.
             self.chunks = VecDeque::new();
         }
+    }
+}
+
+/// The chunk's length if the reference about to be dropped is its last one.
+fn released_if_last(chunk: &Rc<[u8]>) -> usize {
+    if Rc::strong_count(chunk) == 1 {
+        chunk.len()
+    } else {
+        0
     }
 }
 
@@ -208,14 +239,27 @@ mod tests {
     }
 
     #[test]
-    fn shared_chunk_is_not_copied() {
+    fn shared_chunk_is_not_copied_and_is_released_by_its_last_holder() {
         let shared = chunk(b"from a: hi\n");
         let (mut one, mut two) = (Outbox::new(), Outbox::new());
         one.push(shared.clone());
         two.push(shared.clone());
         assert_eq!(Rc::strong_count(&shared), 3);
+        drop(shared);
         assert_eq!(one.clear(), 11);
-        assert_eq!(Rc::strong_count(&shared), 2);
+        assert_eq!(one.take_released(), 0, "two still holds it");
         assert_eq!(two.queued(), 11);
+        let mut w = Trickle {
+            out: vec![],
+            limit: 4,
+            calls: 0,
+        };
+        two.write_to(&mut w).unwrap();
+        assert_eq!(two.take_released(), 0, "partly written: still held");
+        while !two.is_empty() {
+            two.write_to(&mut w).unwrap();
+        }
+        assert_eq!(two.take_released(), 11);
+        assert_eq!(two.take_released(), 0);
     }
 }

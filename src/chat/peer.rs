@@ -169,6 +169,10 @@ pub(crate) struct Peer<T> {
     pub(crate) dirty: bool,
     /// Whether the key is on the core's list of connections whose read budget ran out.
     pub(crate) unread: bool,
+    /// The size class of its queue in the core's queue index (0: empty, not indexed).
+    pub(crate) size_class: u8,
+    /// Its position in that class.
+    pub(crate) class_slot: u32,
 }
 
 impl<T> Peer<T> {
@@ -183,6 +187,8 @@ impl<T> Peer<T> {
             last_route: 0,
             dirty: false,
             unread: false,
+            size_class: 0,
+            class_slot: 0,
         }
     }
 }

@@ -23,14 +23,22 @@ impl<T: Transport> Chat<T> {
             return;
         };
         let mut shared: Option<Rc<[u8]>> = None;
+        // Whether the message's buffer is counted in the queues' memory: from its first
+        // receiver on.
+        let mut charged = false;
         let mut unknown = UnknownNames::default();
+        self.routing = true;
         for dest in message.destinations() {
             if !matches!(self.peers[sender].phase, Phase::Chatting) {
-                // The sender itself was disconnected as a slow consumer by its own notices.
-                return;
+                // The sender itself was disconnected as a slow consumer (by its own notices,
+                // or to make room): the rest of its line goes nowhere.
+                break;
             }
             let Some(&key) = self.directory.get(dest) else {
-                if unknown.insert(dest) {
+                // A receiver that got this line and was then disconnected (to make room) is
+                // named again: it was handled where first named.
+                let handled = self.gone_mid_line.iter().any(|gone| **gone == *dest);
+                if !handled && unknown.insert(dest) {
                     self.stats.unknown_destinations += 1;
                     self.queue_text(sender, &format!("error: no such peer: {dest}\n"));
                 }
@@ -47,13 +55,25 @@ impl<T: Transport> Chat<T> {
                     .insert(self.format_message(&name, message.text))
                     .clone(),
             };
-            if self.queue(key, bytes) {
+            let charge = if charged { 0 } else { bytes.len() };
+            if self.queue(key, bytes, charge) {
+                charged = true;
                 self.stats.messages_routed += 1;
                 debug!(
                     "#{sender} {name} -> #{key} {dest}: {} bytes",
                     message.text.len()
                 );
             }
+        }
+        self.routing = false;
+        self.gone_mid_line.clear();
+        // Receivers evicted after it was queued for them may have left the router the last
+        // holder of the buffer: then it is freed here.
+        if let Some(bytes) = shared
+            && charged
+            && Rc::strong_count(&bytes) == 1
+        {
+            self.stats.queue_memory -= bytes.len();
         }
     }
 

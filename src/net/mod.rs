@@ -4,11 +4,17 @@
 //! | --- | --- |
 //! | `server.rs` | [`Server`]: listeners, accepting, events, the turn, shutdown |
 //! | `connection.rs` | a TCP connection as a [`crate::Transport`] |
+//! | `layout.rs` | what each token of the server's share stands for |
+//! | `metrics.rs` | the `GET /metrics` endpoint: its listener and HTTP connections |
 //! | `listener.rs` | listening sockets with a large backlog |
 
 mod connection;
+mod layout;
 mod listener;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod server;
 
+pub use layout::METRICS_CONNECTIONS;
 pub use listener::{LISTEN_BACKLOG, bind_listener};
 pub use server::{Server, Tokens};

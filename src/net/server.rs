@@ -11,6 +11,9 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Registry, Token};
 
 use super::connection::Connection;
+use super::layout::{Layout, Source};
+#[cfg(feature = "metrics")]
+use super::metrics::MetricsEndpoint;
 use crate::chat::Chat;
 use crate::config::Config;
 use crate::stats::Stats;
@@ -24,8 +27,9 @@ const LATE: Duration = Duration::from_secs(1);
 
 /// The share of a `Poll`'s tokens the server may use: `count` tokens from `first` on.
 ///
-/// The listeners take the first tokens, in the order given; the rest are for connections.
-/// The server never registers, matches or reuses a token outside its share.
+/// The listeners take the first tokens, in the order given; then the metrics endpoint, when
+/// it has one (17 tokens); the rest are for connections. The server never registers, matches
+/// or reuses a token outside its share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tokens {
     /// The first token of the share.
@@ -37,14 +41,10 @@ pub struct Tokens {
 impl Tokens {
     /// Whether `token` is in the share.
     pub fn contains(&self, token: Token) -> bool {
-        self.index_of(token).is_some()
-    }
-
-    fn index_of(&self, token: Token) -> Option<usize> {
         token
             .0
             .checked_sub(self.first.0)
-            .filter(|&index| index < self.count)
+            .is_some_and(|index| index < self.count)
     }
 }
 
@@ -95,7 +95,9 @@ pub struct Server {
     listeners: Vec<Option<TcpListener>>,
     /// The listeners' addresses, kept after they are closed.
     addrs: Vec<SocketAddr>,
-    tokens: Tokens,
+    layout: Layout,
+    #[cfg(feature = "metrics")]
+    metrics: Option<MetricsEndpoint>,
     /// Set while accepting is paused after running out of descriptors or memory.
     accept_paused_until: Option<Instant>,
     /// Set from an accept that failed for lack of resources until one succeeds: the episode
@@ -104,6 +106,8 @@ pub struct Server {
     state: State,
     /// Whether the late-timer warning was given.
     warned_late: bool,
+    /// The driver's own counters (accept pauses, loop turns, events); the core keeps the rest.
+    counters: Stats,
 }
 
 impl Server {
@@ -116,21 +120,13 @@ impl Server {
     /// against `max_conns`: leave some headroom. Should the share still run out, the server
     /// says so in its log and pauses accepting (the backlog waits) until a token is free again.
     pub fn new(config: Config, listeners: Vec<TcpListener>, tokens: Tokens) -> io::Result<Server> {
-        let needed = listeners.len().saturating_add(config.max_conns.max(1));
-        if tokens.count < needed || tokens.first.0.checked_add(tokens.count).is_none() {
-            let plural = if listeners.len() == 1 { "" } else { "s" };
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "a token share of {} from token {} cannot hold {} listener{plural} and \
-                     max_conns = {} connections (lower Config::max_conns, or lend more tokens)",
-                    tokens.count,
-                    tokens.first.0,
-                    listeners.len(),
-                    config.max_conns
-                ),
-            ));
-        }
+        let layout = Layout {
+            tokens,
+            listeners: listeners.len(),
+            metrics: false,
+            redis: false,
+        };
+        check_share(&layout, config.max_conns)?;
         let addrs = listeners
             .iter()
             .map(TcpListener::local_addr)
@@ -139,11 +135,14 @@ impl Server {
             chat: Chat::new(config),
             listeners: listeners.into_iter().map(Some).collect(),
             addrs,
-            tokens,
+            layout,
+            #[cfg(feature = "metrics")]
+            metrics: None,
             accept_paused_until: None,
             accept_starved: false,
             state: State::Running,
             warned_late: false,
+            counters: Stats::default(),
         })
     }
 
@@ -165,16 +164,43 @@ impl Server {
 
     /// The token share it was given.
     pub fn tokens(&self) -> Tokens {
-        self.tokens
+        self.layout.tokens
     }
 
-    /// Registers the listeners. Call once, before the first poll.
+    /// Serves `GET /metrics` (the Prometheus text of [`crate::metrics::render`], with this
+    /// process's memory and CPU time) on `listener`, from the same loop. It takes
+    /// `1 + METRICS_CONNECTIONS` (17) more tokens of the share, after the listeners; its
+    /// connections do not count against `max_conns`, and it closes with the listeners when the
+    /// shutdown begins. Call before [`Server::register`].
+    #[cfg(feature = "metrics")]
+    pub fn with_metrics(mut self, listener: TcpListener) -> io::Result<Server> {
+        self.layout.metrics = true;
+        check_share(&self.layout, self.chat.config().max_conns)?;
+        self.metrics = Some(MetricsEndpoint::new(listener)?);
+        Ok(self)
+    }
+
+    /// The metrics endpoint's address, with the port actually bound, if it has one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        #[cfg(feature = "metrics")]
+        if let Some(metrics) = &self.metrics {
+            return Some(metrics.local_addr());
+        }
+        None
+    }
+
+    /// Registers the listeners (and the metrics endpoint's). Call once, before the first poll.
     pub fn register(&mut self, registry: &Registry) -> io::Result<()> {
         for (index, listener) in self.listeners.iter_mut().enumerate() {
-            if let Some(listener) = listener {
-                let token = Token(self.tokens.first.0 + index);
+            if let Some(listener) = listener
+                && let Some(token) = self.layout.token(Source::Listener(index))
+            {
                 registry.register(listener, token, Interest::READABLE)?;
             }
+        }
+        #[cfg(feature = "metrics")]
+        if let Some(metrics) = &mut self.metrics {
+            metrics.register(registry, &self.layout)?;
         }
         Ok(())
     }
@@ -188,6 +214,7 @@ impl Server {
         }
         let now = Instant::now();
         self.warn_if_late(now);
+        self.counters.loop_turns += 1;
         for event in events.iter() {
             self.handle_event(registry, event, now);
         }
@@ -206,15 +233,21 @@ impl Server {
         if self.chat.has_unread_input() {
             return Some(Duration::ZERO);
         }
+        let now = Instant::now();
+        #[cfg(feature = "metrics")]
+        let metrics = self.metrics.as_ref().and_then(|m| m.next_deadline(now));
+        #[cfg(not(feature = "metrics"))]
+        let metrics = None;
         let next = [
             self.chat.next_deadline(),
             self.accept_paused_until,
             shutdown_deadline,
+            metrics,
         ]
         .into_iter()
         .flatten()
         .min()?;
-        Some(next.saturating_duration_since(Instant::now()))
+        Some(next.saturating_duration_since(now))
     }
 
     /// Starts the graceful shutdown: the listeners are deregistered and closed, what already
@@ -232,6 +265,10 @@ impl Server {
         };
         for mut listener in self.listeners.iter_mut().filter_map(Option::take) {
             let _ = registry.deregister(&mut listener);
+        }
+        #[cfg(feature = "metrics")]
+        if let Some(metrics) = &mut self.metrics {
+            metrics.close_all(registry);
         }
         self.accept_paused_until = None;
         self.chat.begin_shutdown(now);
@@ -267,25 +304,50 @@ impl Server {
 
     /// The counters now.
     pub fn stats(&self) -> Stats {
-        self.chat.stats()
+        #[cfg(feature = "metrics")]
+        let metrics_requests = self.metrics.as_ref().map_or(0, |m| m.requests);
+        #[cfg(not(feature = "metrics"))]
+        let metrics_requests = 0;
+        Stats {
+            accept_pauses: self.counters.accept_pauses,
+            loop_turns: self.counters.loop_turns,
+            events_handled: self.counters.events_handled,
+            metrics_requests,
+            ..self.chat.stats()
+        }
     }
 
     fn handle_event(&mut self, registry: &Registry, event: &Event, now: Instant) {
-        let Some(index) = self.tokens.index_of(event.token()) else {
+        let Some(source) = self.layout.source(event.token()) else {
             return;
         };
-        if index < self.listeners.len() {
-            if self.accept_paused_until.is_none() {
+        self.counters.events_handled += 1;
+        match source {
+            Source::Listener(_) if self.accept_paused_until.is_none() => {
                 self.accept_all(registry, now);
             }
-            return;
-        }
-        let key = index - self.listeners.len();
-        if event.is_writable() || event.is_write_closed() || event.is_error() {
-            self.chat.on_writable(key);
-        }
-        if event.is_readable() || event.is_read_closed() || event.is_error() {
-            self.chat.on_readable(key, now);
+            Source::Connection(key) => {
+                if event.is_writable() || event.is_write_closed() || event.is_error() {
+                    self.chat.on_writable(key);
+                }
+                if event.is_readable() || event.is_read_closed() || event.is_error() {
+                    self.chat.on_readable(key, now);
+                }
+            }
+            #[cfg(feature = "metrics")]
+            Source::MetricsListener => {
+                if let Some(metrics) = &mut self.metrics {
+                    metrics.on_listener(registry, &self.layout, now);
+                }
+            }
+            #[cfg(feature = "metrics")]
+            Source::MetricsConnection(slot) => {
+                let stats = self.stats();
+                if let Some(metrics) = &mut self.metrics {
+                    metrics.on_connection(registry, slot, &stats);
+                }
+            }
+            _ => {}
         }
     }
 
@@ -303,7 +365,11 @@ impl Server {
             warn!("shutdown timeout passed: closing the remaining connections");
             self.chat.force_close_all();
         }
-        let (tokens, offset) = (self.tokens, self.listeners.len());
+        #[cfg(feature = "metrics")]
+        if let Some(metrics) = &mut self.metrics {
+            metrics.end_turn(registry, &self.layout, now);
+        }
+        let layout = self.layout;
         self.chat.end_turn(
             now,
             |key, connection, wants_write| {
@@ -315,12 +381,14 @@ impl Server {
                 } else {
                     Interest::READABLE
                 };
-                let token = Token(tokens.first.0 + offset + key);
+                let token = layout
+                    .token(Source::Connection(key))
+                    .expect("a connection's key has a token");
                 registry.reregister(&mut connection.stream, token, interest)?;
                 connection.writable = wants_write;
                 Ok(())
             },
-            |key, mut connection| {
+            |key, mut connection, _| {
                 if let Err(e) = registry.deregister(&mut connection.stream) {
                     debug!("#{key} deregister failed: {e}");
                 }
@@ -370,6 +438,7 @@ impl Server {
                             );
                         }
                         self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
+                        self.counters.accept_pauses += 1;
                         return;
                     }
                     Err(e) => {
@@ -389,12 +458,13 @@ impl Server {
         now: Instant,
     ) {
         let key = self.chat.vacant_key();
-        let Some(token) = self.connection_token(key) else {
+        let Some(token) = self.layout.token(Source::Connection(key)) else {
             // Cannot happen while `max_conns` is below the share; the connection is refused,
             // and accepting pauses so that the rest wait in the backlog.
             warn!("token share full: refusing a connection from {addr}, pausing accepts");
             let _ = io::Write::write(&mut stream, b"error: server full\n");
             self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
+            self.counters.accept_pauses += 1;
             return;
         };
         // Messages are batched in user space: one vectored write per connection per turn.
@@ -411,11 +481,31 @@ impl Server {
         let accepted = self.chat.accept(connection, now);
         debug_assert_eq!(accepted, key);
     }
+}
 
-    fn connection_token(&self, key: usize) -> Option<Token> {
-        let index = key.checked_add(self.listeners.len())?;
-        (index < self.tokens.count).then(|| Token(self.tokens.first.0 + index))
+/// Fails with `InvalidInput` when the share cannot hold what `layout` reserves plus
+/// `max_conns` connections, or runs past `usize::MAX`.
+fn check_share(layout: &Layout, max_conns: usize) -> io::Result<()> {
+    let tokens = layout.tokens;
+    let needed = layout.reserved().saturating_add(max_conns.max(1));
+    if tokens.count >= needed && tokens.first.0.checked_add(tokens.count).is_some() {
+        return Ok(());
     }
+    let plural = if layout.listeners == 1 { "" } else { "s" };
+    let extra = layout.reserved() - layout.listeners;
+    let extra = if extra > 0 {
+        format!(", {extra} tokens of the metrics endpoint and the cluster")
+    } else {
+        String::new()
+    };
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "a token share of {} from token {} cannot hold {} listener{plural}{extra} and \
+             max_conns = {max_conns} connections (lower Config::max_conns, or lend more tokens)",
+            tokens.count, tokens.first.0, layout.listeners,
+        ),
+    ))
 }
 
 /// Accept errors that mean "no descriptors or memory now": back off instead of spinning.

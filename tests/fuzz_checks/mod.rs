@@ -237,18 +237,23 @@ struct Conn {
 ///   from a connection whose login was refused;
 /// - per sender and receiver, sequence numbers strictly increase (order, no duplicates);
 /// - between the first and last message a receiver got from a sender, it got every message
-///   that sender addressed to it (no loss while both were connected).
+///   that sender addressed to it (no loss while both were connected);
+/// - after every step, the queues together hold no more than `max_memory`, and that count is
+///   the true one (each buffer once).
 pub fn session(data: &[u8]) -> a_chat::Stats {
     let mut bytes = Bytes::new(data);
     let config = Config {
         max_line: 64,
         max_queue: 256,
         max_conns: 6,
+        // Below what the queues may hold one by one: the global bound evicts too.
+        max_memory: 400,
         ..Config::default()
     };
-    let mut server = MemoryServer::new(config);
+    let mut server = MemoryServer::new(config.clone());
     let mut conns: Vec<Conn> = Vec::new();
     for _ in 0..400 {
+        check_queue_memory(&server, &config);
         if bytes.is_empty() {
             break;
         }
@@ -333,8 +338,22 @@ pub fn session(data: &[u8]) -> a_chat::Stats {
         server.transport(conn.id).write_window = usize::MAX;
     }
     server.settle(10_000);
+    check_queue_memory(&server, &config);
     check_outputs(&mut server, &conns);
     server.chat.stats()
+}
+
+/// The global bound holds, and its count is right: every buffer that some queue holds,
+/// counted once.
+fn check_queue_memory(server: &MemoryServer, config: &Config) {
+    let stats = server.chat.stats();
+    assert!(
+        stats.queue_memory <= config.max_memory,
+        "{} bytes held over the bound",
+        stats.queue_memory
+    );
+    assert_eq!(stats.queue_memory, server.recount_queue_memory());
+    assert!(stats.memory_evictions <= stats.slow_consumers_evicted);
 }
 
 fn check_outputs(server: &mut MemoryServer, conns: &[Conn]) {

@@ -24,7 +24,11 @@ pub fn binary() -> &'static str {
 /// A running `a-chat server`, killed when dropped.
 pub struct ServerProcess {
     child: Child,
+    /// The plain listeners' addresses, in the order of their `listening on` lines.
     pub addrs: Vec<SocketAddr>,
+    /// The TLS listeners' addresses.
+    pub tls_addrs: Vec<SocketAddr>,
+    metrics_addr: Option<SocketAddr>,
     stderr: Arc<Mutex<String>>,
 }
 
@@ -71,12 +75,14 @@ impl ServerProcess {
                     .push_str(&String::from_utf8_lossy(&buf[..n]));
             }
         });
-        let listeners = args.iter().filter(|a| **a == "--listen").count().max(1);
+        // One line per listener (the plain one added above included), then `metrics on`.
+        let count = |flag: &str| args.iter().filter(|a| **a == flag).count();
+        let expected = count("--listen").max(1) + count("--listen-tls") + count("--metrics");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
-            for _ in 0..listeners {
+            for _ in 0..expected {
                 match lines.next() {
                     Some(Ok(line)) => {
                         if tx.send(line).is_err() {
@@ -89,21 +95,43 @@ impl ServerProcess {
             // Keep reading so that the server never blocks on a full pipe.
             for _ in lines {}
         });
-        let mut addrs = Vec::new();
-        for _ in 0..listeners {
-            let line = rx.recv_timeout(WAIT).unwrap_or_else(|_| {
-                panic!("no `listening on` line; stderr: {}", stderr.lock().unwrap())
-            });
-            let addr = line
-                .strip_prefix("listening on ")
-                .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-            addrs.push(addr.parse().expect("an address"));
-        }
-        ServerProcess {
+        let mut server = ServerProcess {
             child,
-            addrs,
+            addrs: Vec::new(),
+            tls_addrs: Vec::new(),
+            metrics_addr: None,
             stderr,
+        };
+        for _ in 0..expected {
+            let line = rx
+                .recv_timeout(WAIT)
+                .unwrap_or_else(|_| panic!("no `listening on` line; stderr: {}", server.stderr()));
+            let parse = |addr: &str| -> SocketAddr {
+                addr.parse()
+                    .unwrap_or_else(|_| panic!("not an address in {line:?}"))
+            };
+            if let Some(addr) = line.strip_prefix("metrics on ") {
+                server.metrics_addr = Some(parse(addr));
+            } else if let Some(rest) = line.strip_prefix("listening on ") {
+                match rest.strip_suffix(" (tls)") {
+                    Some(addr) => server.tls_addrs.push(parse(addr)),
+                    None => server.addrs.push(parse(rest)),
+                }
+            } else {
+                panic!("unexpected line {line:?} on standard output");
+            }
         }
+        server
+    }
+
+    /// The metrics endpoint's address (the server was started with `--metrics`).
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_addr.expect("started with --metrics")
+    }
+
+    /// Scrapes `GET /metrics` of a server started with `--metrics`.
+    pub fn scrape(&self) -> Metrics {
+        scrape(self.metrics_addr())
     }
 
     /// The first listener's address.
@@ -185,7 +213,26 @@ pub struct Client {
 
 impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect_timeout(&addr, WAIT).expect("connect");
+        Client::over(TcpStream::connect_timeout(&addr, WAIT).expect("connect"))
+    }
+
+    /// Connects with a receive buffer of about `bytes` (set before the connect, so that the
+    /// window the server sees is small): a peer that does not read holds little in the kernel.
+    pub fn connect_with_receive_buffer(addr: SocketAddr, bytes: usize) -> Client {
+        use rustix::net::{AddressFamily, SocketType, connect, socket, sockopt};
+        let family = if addr.is_ipv4() {
+            AddressFamily::INET
+        } else {
+            AddressFamily::INET6
+        };
+        let fd = socket(family, SocketType::STREAM, None).expect("socket");
+        sockopt::set_socket_recv_buffer_size(&fd, bytes).expect("SO_RCVBUF");
+        connect(&fd, &addr).expect("connect");
+        Client::over(TcpStream::from(fd))
+    }
+
+    /// A client over a connected stream.
+    pub fn over(stream: TcpStream) -> Client {
         stream.set_read_timeout(Some(WAIT)).unwrap();
         stream.set_write_timeout(Some(WAIT)).unwrap();
         stream.set_nodelay(true).unwrap();
@@ -266,6 +313,75 @@ impl Client {
 pub fn reset_on_close(stream: &TcpStream) {
     rustix::net::sockopt::set_socket_linger(stream, Some(Duration::ZERO))
         .expect("setsockopt(SO_LINGER)");
+}
+
+/// A scrape of a metrics endpoint, parsed by a real parser of the Prometheus text format.
+pub struct Metrics {
+    pub scrape: prometheus_parse::Scrape,
+    /// The body as sent.
+    pub text: String,
+}
+
+impl Metrics {
+    /// The value of the sample `name` whose labels include `labels`; panics if there is none.
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.find(name, labels)
+            .unwrap_or_else(|| panic!("no sample {name} {labels:?} in:\n{}", self.text))
+    }
+
+    /// The value of the sample `name` whose labels include `labels`, if there is one.
+    pub fn find(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        use prometheus_parse::Value;
+        let sample = self.scrape.samples.iter().find(|sample| {
+            sample.metric == name
+                && labels
+                    .iter()
+                    .all(|(label, value)| sample.labels.get(label) == Some(*value))
+        })?;
+        match sample.value {
+            Value::Counter(x) | Value::Gauge(x) | Value::Untyped(x) => Some(x),
+            _ => None,
+        }
+    }
+}
+
+/// One `GET /metrics` over a fresh TCP connection; checks the status line and that every line
+/// of the body is a comment or a sample the parser took.
+pub fn scrape(addr: SocketAddr) -> Metrics {
+    let (head, body) = http_get(addr, "GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(
+        head.contains("Content-Type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    let lines = body.lines().map(|line| Ok(line.to_string()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("a Prometheus text exposition");
+    let samples = body.lines().filter(|line| !line.starts_with('#')).count();
+    assert_eq!(scrape.samples.len(), samples, "every sample line parses");
+    Metrics { scrape, text: body }
+}
+
+/// Sends `request` and reads the whole response until the server closes; returns the head and
+/// the body (checked against `Content-Length`).
+pub fn http_get(addr: SocketAddr, request: &str) -> (String, String) {
+    let mut stream = TcpStream::connect_timeout(&addr, WAIT).expect("connect to metrics");
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .expect("a response, then end of stream");
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no end of head in {response:?}"));
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("Content-Length: "))
+        .expect("Content-Length")
+        .parse()
+        .unwrap();
+    assert_eq!(body.len(), length, "body length");
+    (head.to_string() + "\r\n", body.to_string())
 }
 
 /// Retries `attempt` until it returns `Some`, failing after [`WAIT`].

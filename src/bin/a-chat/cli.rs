@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::bench::BenchArgs;
-use crate::common::parse_secs;
+use crate::common::{parse_bytes, parse_secs};
 
 /// A chat server that holds tens of thousands of connections on one thread.
 #[derive(Debug, Parser)]
@@ -45,9 +45,15 @@ pub struct ServerArgs {
     /// Longest accepted line in bytes, without its terminator.
     #[arg(long, value_name = "BYTES", default_value_t = 8192)]
     pub max_line: usize,
-    /// Most bytes that may wait for one peer before it is disconnected as a slow consumer.
-    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    /// Most bytes that may wait for one peer before it is disconnected as a slow consumer
+    /// (suffixes K, M, G: powers of 1024).
+    #[arg(long, value_name = "BYTES", default_value = "1048576", value_parser = parse_bytes)]
     pub max_queue: usize,
+    /// Most bytes all outbound queues together may hold (a buffer shared by several queues
+    /// counts once); past it the peers with the largest queues are disconnected as slow
+    /// consumers [default: a quarter of physical memory] (suffixes K, M, G).
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    pub max_memory: Option<usize>,
     /// Most concurrent connections [default: the open-file limit less a small reserve].
     #[arg(long, value_name = "N")]
     pub max_conns: Option<usize>,
@@ -57,6 +63,13 @@ pub struct ServerArgs {
     /// Seconds a graceful shutdown waits for slow peers.
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
     pub shutdown_timeout: Duration,
+    /// Serve the counters at http://ADDR/metrics (Prometheus text format), from the same loop.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+    /// Log one summary line (connections, logins, messages routed per second, bytes queued,
+    /// evictions) every SECS seconds [default: off].
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub stats_interval: Option<Duration>,
 }
 
 #[cfg(test)]

@@ -2,9 +2,10 @@
 
 use std::io::{self, Write};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use a_chat::process::raise_open_file_limit;
-use a_chat::{Config, Server, Tokens};
+use a_chat::{Config, Server, Stats, Tokens, bind_listener};
 use log::{info, warn};
 use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -29,6 +30,7 @@ pub fn run(args: ServerArgs) -> io::Result<ExitCode> {
         max_conns: args
             .max_conns
             .unwrap_or_else(|| Config::max_conns_for_nofile(nofile)),
+        max_memory: args.max_memory.unwrap_or_else(Config::default_max_memory),
         login_timeout: args.login_timeout,
         shutdown_timeout: args.shutdown_timeout,
         ..Config::default()
@@ -40,21 +42,36 @@ pub fn run(args: ServerArgs) -> io::Result<ExitCode> {
     poll.registry()
         .register(&mut signals, SIGNALS, Interest::READABLE)?;
     let mut server = Server::bind(config.clone(), &args.listen, SERVER_TOKENS)?;
+    if let Some(addr) = args.metrics {
+        server = server.with_metrics(bind_listener(addr)?)?;
+    }
     let mut stdout = io::stdout().lock();
     for addr in server.local_addrs() {
         writeln!(stdout, "listening on {addr}")?;
     }
+    if let Some(addr) = server.metrics_addr() {
+        writeln!(stdout, "metrics on {addr}")?;
+    }
     stdout.flush()?;
     info!(
-        "serving: max-line {} B, max-queue {} B, max-conns {}, open-file limit {nofile}",
-        config.max_line, config.max_queue, config.max_conns
+        "serving: max-line {} B, max-queue {} B, max-memory {} B, max-conns {}, open-file limit {nofile}",
+        config.max_line, config.max_queue, config.max_memory, config.max_conns
     );
 
     server.register(poll.registry())?;
 
+    let mut summary = args.stats_interval.map(Summary::new);
     let mut events = Events::with_capacity(1024);
     while !server.is_finished() {
-        if let Err(e) = poll.poll(&mut events, server.timeout()) {
+        let timeout = match &summary {
+            Some(summary) => Some(
+                summary
+                    .until_due()
+                    .min(server.timeout().unwrap_or(Duration::MAX)),
+            ),
+            None => server.timeout(),
+        };
+        if let Err(e) = poll.poll(&mut events, timeout) {
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
@@ -72,6 +89,9 @@ pub fn run(args: ServerArgs) -> io::Result<ExitCode> {
                 }
             }
         }
+        if let Some(summary) = &mut summary {
+            summary.log_if_due(&server.stats());
+        }
     }
 
     let stats = server.stats();
@@ -87,4 +107,56 @@ pub fn run(args: ServerArgs) -> io::Result<ExitCode> {
         stats.messages_routed
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--stats-interval`: one `info` line per period, with rates since the last line.
+struct Summary {
+    every: Duration,
+    due: Instant,
+    last: Stats,
+    last_at: Instant,
+}
+
+impl Summary {
+    fn new(every: Duration) -> Summary {
+        let every = every.max(Duration::from_millis(1));
+        let now = Instant::now();
+        Summary {
+            every,
+            due: now + every,
+            last: Stats::default(),
+            last_at: now,
+        }
+    }
+
+    fn until_due(&self) -> Duration {
+        self.due.saturating_duration_since(Instant::now())
+    }
+
+    fn log_if_due(&mut self, stats: &Stats) {
+        let now = Instant::now();
+        if now < self.due {
+            return;
+        }
+        let secs = now.duration_since(self.last_at).as_secs_f64().max(1e-9);
+        let routed = stats.messages_routed - self.last.messages_routed;
+        info!(
+            "stats: {} connections, {} logged in, {} logins, {:.1} messages/s routed, \
+             {} bytes queued ({} held of --max-memory {}), {} evictions",
+            stats.connections_open,
+            stats.peers_logged_in,
+            stats.logins - self.last.logins,
+            routed as f64 / secs,
+            stats.bytes_queued,
+            stats.queue_memory,
+            stats.max_memory,
+            stats.slow_consumers_evicted - self.last.slow_consumers_evicted,
+        );
+        self.last = *stats;
+        self.last_at = now;
+        // The next line a period after this one was due, not after it was written: no drift.
+        while self.due <= now {
+            self.due += self.every;
+        }
+    }
 }

@@ -1,0 +1,254 @@
+//! The metrics endpoint on the server's loop: its listener and a fixed number of HTTP
+//! connections, each one request and one response (`src/metrics/http.rs`), bounded in size and
+//! time. It never counts against `max_conns`, and a flood of connections costs the chat at most
+//! a bounded number of accepts per turn.
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use log::{debug, warn};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Interest, Registry};
+use slab::Slab;
+
+use super::layout::{Layout, METRICS_CONNECTIONS, Source};
+use crate::metrics::http::{Request, RequestReader, respond};
+use crate::metrics::{ProcessFigures, render};
+use crate::stats::Stats;
+
+/// How long one exchange may take from accept to close: a slow (or silent) client is cut off.
+const EXCHANGE_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Connections accepted per turn at most; the rest wait for the next turn.
+const ACCEPTS_PER_TURN: usize = 64;
+
+/// Bytes read from one exchange per event at most (a client that keeps sending after its
+/// request is only read until its deadline).
+const READ_BUDGET: usize = 64 * 1024;
+
+/// An HTTP connection's stage.
+#[derive(Debug)]
+enum Stage {
+    /// Reading the request head.
+    Reading(RequestReader),
+    /// Writing the response, `written` bytes of it so far.
+    Writing { response: Vec<u8>, written: usize },
+    /// Response written and write side shut: reading and dropping until the client closes
+    /// (closing with unread input would reset the connection, which can destroy the response).
+    Draining,
+}
+
+#[derive(Debug)]
+struct Exchange {
+    stream: TcpStream,
+    stage: Stage,
+    deadline: Instant,
+}
+
+/// What happened to an exchange after some IO.
+enum Next {
+    Continue,
+    Close,
+}
+
+/// The endpoint: `None` listener once the server shut down.
+#[derive(Debug)]
+pub(super) struct MetricsEndpoint {
+    listener: Option<TcpListener>,
+    addr: SocketAddr,
+    exchanges: Slab<Exchange>,
+    /// The last accept stopped at [`ACCEPTS_PER_TURN`], not at `WouldBlock`.
+    accept_pending: bool,
+    /// Requests answered.
+    pub(super) requests: u64,
+}
+
+impl MetricsEndpoint {
+    pub(super) fn new(listener: TcpListener) -> io::Result<Self> {
+        Ok(MetricsEndpoint {
+            addr: listener.local_addr()?,
+            listener: Some(listener),
+            exchanges: Slab::with_capacity(METRICS_CONNECTIONS),
+            accept_pending: false,
+            requests: 0,
+        })
+    }
+
+    pub(super) fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub(super) fn register(&mut self, registry: &Registry, layout: &Layout) -> io::Result<()> {
+        let token = layout
+            .token(Source::MetricsListener)
+            .expect("the layout holds the metrics listener");
+        if let Some(listener) = &mut self.listener {
+            registry.register(listener, token, Interest::READABLE)?;
+        }
+        Ok(())
+    }
+
+    /// The listener is readable: accepts.
+    pub(super) fn on_listener(&mut self, registry: &Registry, layout: &Layout, now: Instant) {
+        self.accept(registry, layout, now);
+    }
+
+    /// An event of exchange `slot`.
+    pub(super) fn on_connection(&mut self, registry: &Registry, slot: usize, stats: &Stats) {
+        let Some(exchange) = self.exchanges.get_mut(slot) else {
+            return;
+        };
+        if let Next::Close = exchange.advance(stats, &mut self.requests) {
+            self.close(registry, slot);
+        }
+    }
+
+    /// The turn's end: accepts left over, and exchanges past their deadline.
+    pub(super) fn end_turn(&mut self, registry: &Registry, layout: &Layout, now: Instant) {
+        if self.accept_pending {
+            self.accept(registry, layout, now);
+        }
+        let late: Vec<usize> = self
+            .exchanges
+            .iter()
+            .filter(|(_, exchange)| exchange.deadline <= now)
+            .map(|(slot, _)| slot)
+            .collect();
+        for slot in late {
+            debug!("metrics connection {slot}: deadline passed, closing");
+            self.close(registry, slot);
+        }
+    }
+
+    /// When the endpoint next needs a turn: now if accepts are pending, else the earliest
+    /// exchange deadline.
+    pub(super) fn next_deadline(&self, now: Instant) -> Option<Instant> {
+        if self.accept_pending {
+            return Some(now);
+        }
+        self.exchanges.iter().map(|(_, e)| e.deadline).min()
+    }
+
+    /// Closes the listener and every exchange (the server is shutting down).
+    pub(super) fn close_all(&mut self, registry: &Registry) {
+        if let Some(mut listener) = self.listener.take() {
+            let _ = registry.deregister(&mut listener);
+        }
+        self.accept_pending = false;
+        let slots: Vec<usize> = self.exchanges.iter().map(|(slot, _)| slot).collect();
+        for slot in slots {
+            self.close(registry, slot);
+        }
+    }
+
+    fn accept(&mut self, registry: &Registry, layout: &Layout, now: Instant) {
+        self.accept_pending = false;
+        let Some(listener) = &self.listener else {
+            return;
+        };
+        for _ in 0..ACCEPTS_PER_TURN {
+            let (mut stream, addr) = match listener.accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
+                Err(e) => {
+                    // Out of descriptors, most likely: the chat's back-off covers the process;
+                    // here the rest waits for the next turn.
+                    warn!("metrics: accept failed: {e}");
+                    return;
+                }
+            };
+            if self.exchanges.len() >= METRICS_CONNECTIONS {
+                debug!("metrics: {METRICS_CONNECTIONS} connections busy, closing one from {addr}");
+                continue;
+            }
+            let slot = self.exchanges.vacant_key();
+            let token = layout
+                .token(Source::MetricsConnection(slot))
+                .expect("the layout holds every metrics slot");
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            if let Err(e) = registry.register(&mut stream, token, interest) {
+                warn!("metrics: cannot register a connection from {addr}: {e}");
+                continue;
+            }
+            self.exchanges.insert(Exchange {
+                stream,
+                stage: Stage::Reading(RequestReader::default()),
+                deadline: now + EXCHANGE_DEADLINE,
+            });
+        }
+        self.accept_pending = true;
+    }
+
+    fn close(&mut self, registry: &Registry, slot: usize) {
+        if let Some(mut exchange) = self.exchanges.try_remove(slot) {
+            let _ = registry.deregister(&mut exchange.stream);
+        }
+    }
+}
+
+impl Exchange {
+    /// Does all the IO the socket allows now, moving through the stages.
+    fn advance(&mut self, stats: &Stats, requests: &mut u64) -> Next {
+        let mut buf = [0; 1024];
+        let mut budget = READ_BUDGET;
+        loop {
+            if budget == 0 {
+                return Next::Continue;
+            }
+            match &mut self.stage {
+                Stage::Reading(reader) => match self.stream.read(&mut buf) {
+                    Ok(0) => return Next::Close,
+                    Ok(n) => {
+                        budget = budget.saturating_sub(n);
+                        if let Some(request) = reader.feed(&buf[..n]) {
+                            *requests += 1;
+                            // This request counts in its own answer.
+                            let stats = Stats {
+                                metrics_requests: *requests,
+                                ..*stats
+                            };
+                            let response =
+                                respond(request, || render(&stats, ProcessFigures::now()));
+                            if request != Request::Metrics {
+                                debug!("metrics: answered {request:?}");
+                            }
+                            self.stage = Stage::Writing {
+                                response,
+                                written: 0,
+                            };
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Next::Continue,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => return Next::Close,
+                },
+                Stage::Writing { response, written } => {
+                    if *written == response.len() {
+                        if self.stream.shutdown(std::net::Shutdown::Write).is_err() {
+                            return Next::Close;
+                        }
+                        self.stage = Stage::Draining;
+                        continue;
+                    }
+                    match self.stream.write(&response[*written..]) {
+                        Ok(0) => return Next::Close,
+                        Ok(n) => *written += n,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Next::Continue,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(_) => return Next::Close,
+                    }
+                }
+                Stage::Draining => match self.stream.read(&mut buf) {
+                    Ok(0) => return Next::Close,
+                    Ok(n) => budget = budget.saturating_sub(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Next::Continue,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => return Next::Close,
+                },
+            }
+        }
+    }
+}
