@@ -82,6 +82,7 @@
 //! - [`metrics`]: the counters in the Prometheus text format, and the HTTP exchange of the
 //!   server's own metrics endpoint.
 //! - [`process`]: the open-file limit, physical memory, resident memory and CPU time.
+//! - `tls` (feature `tls`): TLS sessions with rustls as a [`Transport`], and PEM loading.
 //! - [`Config`], [`Stats`]: the limits in, the counters out.
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
@@ -96,6 +97,8 @@ mod net;
 pub mod parse;
 pub mod process;
 mod stats;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use chat::{Chat, CloseReason, DEFAULT_READ_BUDGET, Transport};
 pub use config::Config;

@@ -38,6 +38,26 @@ fn session_corpus() {
     replay("session", fuzz_checks::session);
 }
 
+#[test]
+fn tls_corpus() {
+    replay("tls", fuzz_checks::tls);
+}
+
+/// Random bytes to the TLS server side, from each of the check's three starting points.
+#[test]
+fn generated_tls_inputs() {
+    for seed in 1..=300u64 {
+        let mut rng = XorShift::new(seed);
+        let len = rng.index(2000);
+        let mut input: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+        if let Some(first) = input.first_mut() {
+            *first = (seed % 3) as u8;
+        }
+        let outcome = std::panic::catch_unwind(|| fuzz_checks::tls(&input));
+        assert!(outcome.is_ok(), "TLS input of seed {seed} fails");
+    }
+}
+
 /// Scripts from a fixed pseudo-random stream: the same every run, so a failure names its seed.
 #[test]
 fn generated_session_scripts() {

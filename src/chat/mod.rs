@@ -190,9 +190,9 @@ impl<T: Transport> Chat<T> {
     }
 
     /// Finishes a turn of the driver's loop; see the call order on [`Chat`]. `on_interest` is
-    /// called for each connection that was flushed, with whether it still has bytes queued
-    /// (the driver asks for writability exactly then); an error from it closes that
-    /// connection. `release` is handed the transport of each connection that was closed, to
+    /// called for each connection that was flushed, with whether it still has bytes to write,
+    /// queued or the transport's own ([`Transport::wants_write`]): the driver asks for
+    /// writability exactly then. An error from it closes that connection. `release` is handed the transport of each connection that was closed, to
     /// deregister and drop it, with the reason it was closed.
     pub fn end_turn(
         &mut self,
@@ -216,7 +216,7 @@ impl<T: Transport> Chat<T> {
             if peer.phase.is_closed() {
                 continue;
             }
-            let wants_write = !peer.outbox.is_empty();
+            let wants_write = !peer.outbox.is_empty() || peer.io.wants_write();
             if let Err(e) = on_interest(key, &mut peer.io, wants_write) {
                 self.close_now(key, CloseReason::Io(e.kind()));
             }
@@ -308,6 +308,14 @@ impl<T: Transport> Chat<T> {
             }
         }
         self.scratch = scratch;
+        // A read may have left the transport bytes of its own to write (TLS handshake records
+        // the socket did not take): the flush at the end of the turn sees to them.
+        if let Some(peer) = self.peers.get(key)
+            && peer.io.wants_write()
+            && !peer.phase.is_closed()
+        {
+            self.mark_dirty(key);
+        }
         if budget_spent {
             let peer = &mut self.peers[key];
             if !std::mem::replace(&mut peer.unread, true) {
@@ -442,9 +450,19 @@ impl<T: Transport> Chat<T> {
             self.close_now(key, reason);
             return;
         }
-        if self.peers[key].outbox.is_empty() {
-            self.on_flushed(key, now);
+        if !self.peers[key].outbox.is_empty() {
+            return;
         }
+        // Bytes of the transport's own (TLS records, a close_notify) follow the queue.
+        match self.peers[key].io.flush() {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => {
+                self.close_now(key, CloseReason::Io(e.kind()));
+                return;
+            }
+        }
+        self.on_flushed(key, now);
     }
 
     /// Writes what is queued for `key` until it is empty or the transport says `WouldBlock`.

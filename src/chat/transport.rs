@@ -5,12 +5,21 @@ use std::io::{self, Read, Write};
 
 /// A connection's byte pipe, as the core sees it.
 ///
-/// The server implements it over a `mio` TCP stream; tests and fuzzers over memory. Reads and
-/// writes are non-blocking: `WouldBlock` means "nothing now", `Ok(0)` from a read is the end of
-/// the peer's stream.
+/// The server implements it over a `mio` TCP stream, plain or TLS; tests and fuzzers over
+/// memory. Reads and writes are non-blocking: `WouldBlock` means "nothing now", `Ok(0)` from a
+/// read is the end of the peer's stream. `flush` writes bytes the transport holds of its own
+/// (TLS records); the core calls it once its queue is empty.
 pub trait Transport: Read + Write {
-    /// Shuts the write side (the peer reads end of stream once it has read everything).
+    /// Shuts the write side (the peer reads end of stream once it has read everything). A
+    /// transport that must write something first (TLS's `close_notify`) may finish it later,
+    /// in `flush`, saying so through [`Transport::wants_write`].
     fn shutdown_write(&mut self) -> io::Result<()>;
+
+    /// Whether the transport holds bytes of its own to write (TLS records): the driver then
+    /// asks for writability even with the core's queue empty.
+    fn wants_write(&self) -> bool {
+        false
+    }
 
     /// Whether the peer has already closed or reset the connection with nothing unread before
     /// that. Asked before a name is refused as taken, so that a client that reconnects at once

@@ -1,42 +1,18 @@
-//! A TCP connection as the core's [`Transport`], with what the driver registered for it.
+//! A chat connection's socket as the core's [`Transport`]: plain TCP, or TLS over it; and what
+//! the driver registered for it.
 
 use std::io::{self, Read, Write};
 
 use mio::net::TcpStream;
 
 use crate::chat::Transport;
+#[cfg(feature = "tls")]
+use crate::tls::TlsTransport;
 
-/// A connection's socket and whether `WRITABLE` is in its registered interest (only while its
-/// queue is not empty).
-#[derive(Debug)]
-pub(super) struct Connection {
-    pub(super) stream: TcpStream,
-    pub(super) writable: bool,
-}
-
-impl Read for Connection {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.stream.read(buf)
-    }
-}
-
-impl Write for Connection {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.stream.write(buf)
-    }
-
-    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        self.stream.write_vectored(bufs)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Transport for Connection {
+/// A `mio` TCP stream is a plain [`Transport`].
+impl Transport for TcpStream {
     fn shutdown_write(&mut self) -> io::Result<()> {
-        match self.stream.shutdown(std::net::Shutdown::Write) {
+        match self.shutdown(std::net::Shutdown::Write) {
             // The peer is already gone; the close that follows is all that is left to do.
             Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
             other => other,
@@ -45,10 +21,84 @@ impl Transport for Connection {
 
     fn is_closed_by_peer(&mut self) -> bool {
         // End of stream at the head of the receive queue, or a reset.
-        match self.stream.peek(&mut [0; 1]) {
+        match self.peek(&mut [0; 1]) {
             Ok(0) => true,
             Ok(_) => false,
             Err(e) => e.kind() == io::ErrorKind::ConnectionReset,
         }
+    }
+}
+
+/// A connection's stream: plain, or a TLS session over TCP (boxed: it is large, and a plain
+/// connection should not pay for it).
+#[derive(Debug)]
+pub(super) enum Stream {
+    Plain(TcpStream),
+    #[cfg(feature = "tls")]
+    Tls(Box<TlsTransport<TcpStream>>),
+}
+
+/// A connection's stream and whether `WRITABLE` is in its registered interest (only while it
+/// has bytes to write).
+#[derive(Debug)]
+pub(super) struct Connection {
+    pub(super) stream: Stream,
+    pub(super) writable: bool,
+}
+
+impl Connection {
+    /// The socket, to register.
+    pub(super) fn socket(&mut self) -> &mut TcpStream {
+        match &mut self.stream {
+            Stream::Plain(tcp) => tcp,
+            #[cfg(feature = "tls")]
+            Stream::Tls(tls) => tls.get_mut(),
+        }
+    }
+
+    fn transport(&mut self) -> &mut dyn Transport {
+        match &mut self.stream {
+            Stream::Plain(tcp) => tcp,
+            #[cfg(feature = "tls")]
+            Stream::Tls(tls) => tls.as_mut(),
+        }
+    }
+}
+
+impl Read for Connection {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.transport().read(buf)
+    }
+}
+
+impl Write for Connection {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.transport().write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.transport().write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.transport().flush()
+    }
+}
+
+impl Transport for Connection {
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        self.transport().shutdown_write()
+    }
+
+    fn wants_write(&self) -> bool {
+        match &self.stream {
+            Stream::Plain(_) => false,
+            #[cfg(feature = "tls")]
+            Stream::Tls(tls) => tls.wants_write(),
+        }
+    }
+
+    fn is_closed_by_peer(&mut self) -> bool {
+        self.transport().is_closed_by_peer()
     }
 }

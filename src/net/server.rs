@@ -10,13 +10,15 @@ use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Registry, Token};
 
-use super::connection::Connection;
+use super::connection::{Connection, Stream};
 use super::layout::{Layout, Source};
 #[cfg(feature = "metrics")]
 use super::metrics::MetricsEndpoint;
 use crate::chat::Chat;
 use crate::config::Config;
 use crate::stats::Stats;
+#[cfg(feature = "tls")]
+use crate::tls::TlsTransport;
 
 /// How long accepting pauses after the process or system ran out of file descriptors or memory.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -45,6 +47,27 @@ impl Tokens {
             .0
             .checked_sub(self.first.0)
             .is_some_and(|index| index < self.count)
+    }
+}
+
+/// A listening socket, and the TLS configuration of the connections it accepts.
+#[derive(Debug)]
+struct Listener {
+    /// `None` once closed by the shutdown.
+    socket: Option<TcpListener>,
+    #[cfg(feature = "tls")]
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+}
+
+impl Listener {
+    /// An accepted stream as this listener's connections speak: plain, or a TLS session.
+    fn stream(&self, stream: TcpStream) -> io::Result<Stream> {
+        #[cfg(feature = "tls")]
+        if let Some(config) = &self.tls {
+            let session = TlsTransport::server(config.clone(), stream)?;
+            return Ok(Stream::Tls(Box::new(session)));
+        }
+        Ok(Stream::Plain(stream))
     }
 }
 
@@ -91,10 +114,11 @@ enum State {
 #[derive(Debug)]
 pub struct Server {
     chat: Chat<Connection>,
-    /// `None` once closed by the shutdown.
-    listeners: Vec<Option<TcpListener>>,
-    /// The listeners' addresses, kept after they are closed.
+    listeners: Vec<Listener>,
+    /// The plain listeners' addresses, kept after they are closed.
     addrs: Vec<SocketAddr>,
+    /// The TLS listeners' addresses, likewise.
+    tls_addrs: Vec<SocketAddr>,
     layout: Layout,
     #[cfg(feature = "metrics")]
     metrics: Option<MetricsEndpoint>,
@@ -131,10 +155,19 @@ impl Server {
             .iter()
             .map(TcpListener::local_addr)
             .collect::<io::Result<Vec<_>>>()?;
+        let listeners = listeners
+            .into_iter()
+            .map(|socket| Listener {
+                socket: Some(socket),
+                #[cfg(feature = "tls")]
+                tls: None,
+            })
+            .collect();
         Ok(Server {
             chat: Chat::new(config),
-            listeners: listeners.into_iter().map(Some).collect(),
+            listeners,
             addrs,
+            tls_addrs: Vec::new(),
             layout,
             #[cfg(feature = "metrics")]
             metrics: None,
@@ -156,10 +189,35 @@ impl Server {
         Server::new(config, listeners, tokens)
     }
 
-    /// The addresses the listeners were bound to, with the ports actually bound, in the order
-    /// given. They stay the same after the shutdown closed the listeners.
+    /// The addresses the plain listeners were bound to, with the ports actually bound, in the
+    /// order given. They stay the same after the shutdown closed the listeners.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// The addresses of the TLS listeners ([`Server::with_tls_listener`]), likewise.
+    pub fn tls_addrs(&self) -> &[SocketAddr] {
+        &self.tls_addrs
+    }
+
+    /// Also serves the chat over TLS on `listener`, with `config` (see
+    /// [`crate::tls::server_config_from_pem`]): peers on either kind of listener chat with each
+    /// other. It takes one more token of the share, after the listeners given before; the
+    /// handshake counts against the login timeout. Call before [`Server::register`].
+    #[cfg(feature = "tls")]
+    pub fn with_tls_listener(
+        mut self,
+        listener: TcpListener,
+        config: std::sync::Arc<rustls::ServerConfig>,
+    ) -> io::Result<Server> {
+        self.layout.listeners += 1;
+        check_share(&self.layout, self.chat.config().max_conns)?;
+        self.tls_addrs.push(listener.local_addr()?);
+        self.listeners.push(Listener {
+            socket: Some(listener),
+            tls: Some(config),
+        });
+        Ok(self)
     }
 
     /// The token share it was given.
@@ -192,7 +250,7 @@ impl Server {
     /// Registers the listeners (and the metrics endpoint's). Call once, before the first poll.
     pub fn register(&mut self, registry: &Registry) -> io::Result<()> {
         for (index, listener) in self.listeners.iter_mut().enumerate() {
-            if let Some(listener) = listener
+            if let Some(listener) = &mut listener.socket
                 && let Some(token) = self.layout.token(Source::Listener(index))
             {
                 registry.register(listener, token, Interest::READABLE)?;
@@ -263,8 +321,10 @@ impl Server {
         self.state = State::ShuttingDown {
             deadline: now + self.chat.config().shutdown_timeout,
         };
-        for mut listener in self.listeners.iter_mut().filter_map(Option::take) {
-            let _ = registry.deregister(&mut listener);
+        for listener in &mut self.listeners {
+            if let Some(mut socket) = listener.socket.take() {
+                let _ = registry.deregister(&mut socket);
+            }
         }
         #[cfg(feature = "metrics")]
         if let Some(metrics) = &mut self.metrics {
@@ -384,12 +444,12 @@ impl Server {
                 let token = layout
                     .token(Source::Connection(key))
                     .expect("a connection's key has a token");
-                registry.reregister(&mut connection.stream, token, interest)?;
+                registry.reregister(connection.socket(), token, interest)?;
                 connection.writable = wants_write;
                 Ok(())
             },
             |key, mut connection, _| {
-                if let Err(e) = registry.deregister(&mut connection.stream) {
+                if let Err(e) = registry.deregister(connection.socket()) {
                     debug!("#{key} deregister failed: {e}");
                 }
             },
@@ -417,16 +477,16 @@ impl Server {
 
     fn accept_all(&mut self, registry: &Registry, now: Instant) {
         for index in 0..self.listeners.len() {
-            while let Some(listener) = &self.listeners[index] {
+            while let Some(socket) = &self.listeners[index].socket {
                 if self.accept_paused_until.is_some() {
                     return;
                 }
-                match listener.accept() {
+                match socket.accept() {
                     Ok((stream, addr)) => {
                         if std::mem::take(&mut self.accept_starved) {
                             info!("accepting again");
                         }
-                        self.admit(registry, stream, addr, now);
+                        self.admit(registry, index, stream, addr, now);
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -453,6 +513,7 @@ impl Server {
     fn admit(
         &mut self,
         registry: &Registry,
+        listener: usize,
         mut stream: TcpStream,
         addr: SocketAddr,
         now: Instant,
@@ -469,15 +530,21 @@ impl Server {
         };
         // Messages are batched in user space: one vectored write per connection per turn.
         let _ = stream.set_nodelay(true);
-        if let Err(e) = registry.register(&mut stream, token, Interest::READABLE) {
+        let mut connection = match self.listeners[listener].stream(stream) {
+            Ok(stream) => Connection {
+                stream,
+                writable: false,
+            },
+            Err(e) => {
+                warn!("cannot start a session for {addr}: {e}");
+                return;
+            }
+        };
+        if let Err(e) = registry.register(connection.socket(), token, Interest::READABLE) {
             warn!("cannot register a connection from {addr}: {e}");
             return;
         }
         info!("#{key} connected from {addr}");
-        let connection = Connection {
-            stream,
-            writable: false,
-        };
         let accepted = self.chat.accept(connection, now);
         debug_assert_eq!(accepted, key);
     }

@@ -4,12 +4,15 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use a_chat::Config;
 use a_chat::framer::{LineFramer, LineTooLong};
 use a_chat::memory::{MemoryServer, MemoryTransport, XorShift};
 use a_chat::parse::{LineError, MAX_NAME_LEN, parse_message, parse_name};
+use a_chat::tls::{TlsTransport, rustls};
 
 /// Reads input bytes as a stream of small numbers; zeros once exhausted.
 pub struct Bytes<'a> {
@@ -428,5 +431,120 @@ fn check_outputs(server: &mut MemoryServer, conns: &[Conn]) {
                 .collect();
             assert_eq!(seqs, expected, "conn {r} lost messages from conn {c}");
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// tls
+
+/// A TLS server configuration with a certificate made once per process, and a client
+/// configuration that trusts it.
+fn tls_configs() -> &'static (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
+    static CONFIGS: OnceLock<(Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>)> =
+        OnceLock::new();
+    CONFIGS.get_or_init(|| {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let der = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+        let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], der)
+            .unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert.der().clone()).unwrap();
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        (Arc::new(server), Arc::new(client))
+    })
+}
+
+type TlsEnd = TlsTransport<MemoryTransport>;
+
+/// Reads what the server side can read now; `false` once it failed or ended. Only
+/// `InvalidData` (a TLS error) and `WouldBlock` may come out of it.
+fn tls_read(server: &mut TlsEnd) -> bool {
+    let mut buf = [0; 512];
+    loop {
+        match server.read(&mut buf) {
+            Ok(0) => return false,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+            Err(e) => {
+                assert_eq!(e.kind(), std::io::ErrorKind::InvalidData, "{e}");
+                return false;
+            }
+        }
+    }
+}
+
+/// Bytes as what a client sent the server side of a TLS session, cut into chunks: it never
+/// panics, fails only with `InvalidData`, and what it writes back parses as TLS records.
+/// `data[0]` picks where the bytes begin: at the first byte of the connection (0), after a
+/// real `ClientHello` (1), or after a whole handshake (2); `data[1]` the chunk size.
+pub fn tls(data: &[u8]) {
+    let (server_config, client_config) = tls_configs();
+    let mut bytes = Bytes::new(data);
+    let start = bytes.below(3);
+    let chunk = 1 + bytes.below(200);
+    let mut server =
+        TlsTransport::server(server_config.clone(), MemoryTransport::default()).expect("a session");
+    if start > 0 {
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut client =
+            TlsTransport::client(client_config.clone(), name, MemoryTransport::default())
+                .expect("a session");
+        let rounds = if start == 1 { 1 } else { 4 };
+        for _ in 0..rounds {
+            let _ = client.flush();
+            let hello = client.get_mut().take_output();
+            server.get_mut().send(&hello);
+            assert!(tls_read(&mut server), "a real handshake is accepted");
+            let _ = server.flush();
+            let answer = server.get_mut().take_output();
+            client.get_mut().send(&answer);
+            let _ = client.read(&mut [0; 64]);
+        }
+        if start == 2 {
+            assert!(!server.is_handshaking(), "the handshake completed");
+        }
+    }
+    let mut alive = true;
+    for piece in bytes.rest().chunks(chunk) {
+        server.get_mut().send(piece);
+        alive = tls_read(&mut server);
+        if !alive {
+            break;
+        }
+        // The server writes now and then, as the chat would.
+        let line = b"from fuzz: hello\n";
+        match server.write(line) {
+            Ok(n) => assert_eq!(n, line.len(), "a short line goes in whole"),
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "{e}"),
+        }
+    }
+    if alive {
+        server.get_mut().input_closed = true;
+        assert!(!tls_read(&mut server), "end of stream ends the session");
+    }
+    check_tls_records(&server.get_mut().take_output());
+}
+
+/// What a TLS server writes is whole records: type, version, length, body.
+fn check_tls_records(mut out: &[u8]) {
+    while !out.is_empty() {
+        assert!(out.len() >= 5, "a record header");
+        assert!((20..=24).contains(&out[0]), "record type {}", out[0]);
+        let length = usize::from(u16::from_be_bytes([out[3], out[4]]));
+        assert!(out.len() >= 5 + length, "a whole record");
+        out = &out[5 + length..];
     }
 }

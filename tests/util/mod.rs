@@ -2,6 +2,8 @@
 //! clients over loopback TCP. Every wait is bounded so that a bug fails a test, not CI.
 #![allow(dead_code)]
 
+pub mod tls;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -29,6 +31,8 @@ pub struct ServerProcess {
     /// The TLS listeners' addresses.
     pub tls_addrs: Vec<SocketAddr>,
     metrics_addr: Option<SocketAddr>,
+    /// How [`ServerProcess::connect`] and [`ServerProcess::login`] reach it.
+    pub net: Net,
     stderr: Arc<Mutex<String>>,
 }
 
@@ -36,6 +40,51 @@ impl ServerProcess {
     /// Starts `a-chat server --listen 127.0.0.1:0` with `args`.
     pub fn start(args: &[&str]) -> ServerProcess {
         Self::spawn(Command::new(binary()), args)
+    }
+
+    /// Starts the server with `args`, plus a TLS listener with the test certificates when
+    /// `net` is TLS.
+    pub fn start_over(net: Net, args: &[&str]) -> ServerProcess {
+        let mut server = match net {
+            Net::Plain => ServerProcess::start(args),
+            Net::Tls => ServerProcess::start_with_tls(args),
+        };
+        server.net = net;
+        server
+    }
+
+    /// A client connected over the server's `net`.
+    pub fn connect(&self) -> Client {
+        Client::connect_over(self.net, self.addr_over(self.net))
+    }
+
+    /// A client logged in as `name` over the server's `net`.
+    pub fn login(&self, name: &str) -> Client {
+        Client::login_over(self.net, self.addr_over(self.net), name)
+    }
+
+    /// Starts the server with `args` and a TLS listener with the test certificates.
+    pub fn start_with_tls(args: &[&str]) -> ServerProcess {
+        let files = tls::files();
+        let mut all = args.to_vec();
+        let (cert, key) = (files.cert.to_str().unwrap(), files.key.to_str().unwrap());
+        all.extend([
+            "--listen-tls",
+            "127.0.0.1:0",
+            "--tls-cert",
+            cert,
+            "--tls-key",
+            key,
+        ]);
+        ServerProcess::start(&all)
+    }
+
+    /// The address clients over `net` use.
+    pub fn addr_over(&self, net: Net) -> SocketAddr {
+        match net {
+            Net::Plain => self.addrs[0],
+            Net::Tls => self.tls_addrs[0],
+        }
     }
 
     /// Starts the server with `args` under a soft and hard open-file limit of `limit`
@@ -100,6 +149,7 @@ impl ServerProcess {
             addrs: Vec::new(),
             tls_addrs: Vec::new(),
             metrics_addr: None,
+            net: Net::Plain,
             stderr,
         };
         for _ in 0..expected {
@@ -205,15 +255,53 @@ impl Drop for ServerProcess {
     }
 }
 
-/// A line client over loopback TCP.
+/// Plain TCP, or TLS: how a test's clients reach the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Net {
+    Plain,
+    Tls,
+}
+
+/// A line client over loopback TCP, plain or TLS.
 pub struct Client {
+    /// The socket (a plain-only test may write to it, shut it or reset it itself).
     pub stream: TcpStream,
-    reader: BufReader<TcpStream>,
+    tls: Option<Box<rustls::ClientConnection>>,
+    /// Bytes read and not yet handed out as lines.
+    pending: Vec<u8>,
+    /// Over TLS, the end of stream came after `close_notify`.
+    clean_close: bool,
 }
 
 impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
         Client::over(TcpStream::connect_timeout(&addr, WAIT).expect("connect"))
+    }
+
+    /// Connects with TLS, trusting the test CA; the handshake happens with the first IO.
+    pub fn connect_tls(addr: SocketAddr) -> Client {
+        Client::connect_tls_trusting(addr, tls::client_config(false))
+    }
+
+    /// Connects with TLS, trusting what `config` trusts.
+    pub fn connect_tls_trusting(
+        addr: SocketAddr,
+        config: std::sync::Arc<rustls::ClientConfig>,
+    ) -> Client {
+        let mut client = Client::connect(addr);
+        let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+        client.tls = Some(Box::new(
+            rustls::ClientConnection::new(config, name).expect("a TLS session"),
+        ));
+        client
+    }
+
+    /// Connects over `net`.
+    pub fn connect_over(net: Net, addr: SocketAddr) -> Client {
+        match net {
+            Net::Plain => Client::connect(addr),
+            Net::Tls => Client::connect_tls(addr),
+        }
     }
 
     /// Connects with a receive buffer of about `bytes` (set before the connect, so that the
@@ -231,18 +319,27 @@ impl Client {
         Client::over(TcpStream::from(fd))
     }
 
-    /// A client over a connected stream.
+    /// A plain client over a connected stream.
     pub fn over(stream: TcpStream) -> Client {
         stream.set_read_timeout(Some(WAIT)).unwrap();
         stream.set_write_timeout(Some(WAIT)).unwrap();
         stream.set_nodelay(true).unwrap();
-        let reader = BufReader::new(stream.try_clone().unwrap());
-        Client { stream, reader }
+        Client {
+            stream,
+            tls: None,
+            pending: Vec::new(),
+            clean_close: false,
+        }
     }
 
     /// Connects, sends `name`, and confirms the login by messaging itself.
     pub fn login(addr: SocketAddr, name: &str) -> Client {
-        let mut client = Client::connect(addr);
+        Client::login_over(Net::Plain, addr, name)
+    }
+
+    /// [`Client::login`] over `net`.
+    pub fn login_over(net: Net, addr: SocketAddr, name: &str) -> Client {
+        let mut client = Client::connect_over(net, addr);
         client.send(&format!("{name}\n"));
         client.send(&format!("{name}: logged in?\n"));
         client.expect(&format!("from {name}: logged in?"));
@@ -254,7 +351,33 @@ impl Client {
     }
 
     pub fn send_bytes(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).expect("send");
+        match &mut self.tls {
+            None => self.stream.write_all(bytes).expect("send"),
+            Some(tls) => {
+                let mut stream = rustls::Stream::new(tls.as_mut(), &mut self.stream);
+                stream.write_all(bytes).expect("send over TLS");
+                stream.flush().expect("send over TLS");
+            }
+        }
+    }
+
+    /// Reads what arrives next into `pending`; `Ok(0)` at end of stream.
+    fn read_more(&mut self) -> std::io::Result<usize> {
+        let mut buf = [0; 8192];
+        let n = match &mut self.tls {
+            None => self.stream.read(&mut buf)?,
+            Some(tls) => match rustls::Stream::new(tls.as_mut(), &mut self.stream).read(&mut buf) {
+                // Closed without close_notify: the end all the same.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
+                Ok(0) => {
+                    self.clean_close = true;
+                    0
+                }
+                other => other?,
+            },
+        };
+        self.pending.extend_from_slice(&buf[..n]);
+        Ok(n)
     }
 
     /// The next line, without its `\n`; panics on timeout or end of stream.
@@ -265,20 +388,21 @@ impl Client {
 
     /// The next line, or `None` at end of stream.
     pub fn try_line(&mut self) -> Option<String> {
-        let mut line = Vec::new();
-        let n = self
-            .reader
-            .read_until(b'\n', &mut line)
-            .expect("read a line in time");
-        if n == 0 {
-            return None;
+        loop {
+            if let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
+                let mut line: Vec<u8> = self.pending.drain(..=end).collect();
+                line.pop();
+                return Some(String::from_utf8(line).expect("server sent UTF-8"));
+            }
+            if self.read_more().expect("read a line in time") == 0 {
+                assert!(
+                    self.pending.is_empty(),
+                    "server line without newline: {:?}",
+                    self.pending
+                );
+                return None;
+            }
         }
-        assert_eq!(
-            line.pop(),
-            Some(b'\n'),
-            "server line without newline: {line:?}"
-        );
-        Some(String::from_utf8(line).expect("server sent UTF-8"))
     }
 
     /// Reads the next line and checks it.
@@ -299,7 +423,30 @@ impl Client {
         self.expect_eof();
     }
 
-    pub fn shutdown_write(&self) {
+    /// The TLS session, for a test that drives it by hand.
+    pub fn tls_session(&mut self) -> Option<&mut rustls::ClientConnection> {
+        self.tls.as_deref_mut()
+    }
+
+    /// The TLS session over the socket, as a blocking stream (a TLS client only).
+    pub fn tls_stream(&mut self) -> rustls::Stream<'_, rustls::ClientConnection, TcpStream> {
+        let tls = self.tls.as_deref_mut().expect("a TLS client");
+        rustls::Stream::new(tls, &mut self.stream)
+    }
+
+    /// Over TLS, whether the server's end came with `close_notify` (after end of stream).
+    pub fn closed_with_close_notify(&self) -> bool {
+        self.clean_close
+    }
+
+    /// Shuts the write side (after `close_notify` over TLS).
+    pub fn shutdown_write(&mut self) {
+        if let Some(tls) = &mut self.tls {
+            tls.send_close_notify();
+            while tls.wants_write() {
+                tls.write_tls(&mut self.stream).expect("close_notify");
+            }
+        }
         self.stream.shutdown(Shutdown::Write).unwrap();
     }
 

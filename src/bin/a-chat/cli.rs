@@ -1,6 +1,7 @@
 //! The command line: subcommands, options and their defaults.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -27,14 +28,32 @@ pub enum Command {
     /// Run the chat server.
     Server(ServerArgs),
     /// Chat from the terminal: standard input to the server, its lines to standard output.
-    Client {
-        /// The server's address.
-        #[arg(default_value = "127.0.0.1:8080")]
-        addr: String,
-    },
+    Client(ClientArgs),
     /// Load-test a chat server: N logged-in connections, messages to random peers; reports
     /// throughput, latency percentiles, losses and the server's memory and CPU time.
     Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// The server's address (HOST:PORT; with --tls, HOST is the name the certificate must
+    /// show).
+    #[arg(default_value = "127.0.0.1:8080")]
+    pub addr: String,
+    #[command(flatten)]
+    pub tls: TlsClientArgs,
+}
+
+/// How a client (or the load generator) speaks TLS.
+#[derive(Debug, Clone, Args)]
+pub struct TlsClientArgs {
+    /// Speak TLS to the server.
+    #[arg(long)]
+    pub tls: bool,
+    /// With --tls: trust the certificates of this PEM file (a self-signed one, say) instead of
+    /// the system's roots.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -42,6 +61,15 @@ pub struct ServerArgs {
     /// Address to listen on (repeatable; IPv4 or IPv6, e.g. [::1]:8080; port 0 picks one).
     #[arg(long = "listen", value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub listen: Vec<SocketAddr>,
+    /// Also listen for TLS connections on ADDR (repeatable); needs --tls-cert and --tls-key.
+    #[arg(long = "listen-tls", value_name = "ADDR", requires_all = ["tls_cert", "tls_key"])]
+    pub listen_tls: Vec<SocketAddr>,
+    /// The TLS certificate chain, PEM.
+    #[arg(long, value_name = "FILE", requires = "listen_tls")]
+    pub tls_cert: Option<PathBuf>,
+    /// The TLS private key, PEM.
+    #[arg(long, value_name = "FILE", requires = "listen_tls")]
+    pub tls_key: Option<PathBuf>,
     /// Longest accepted line in bytes, without its terminator.
     #[arg(long, value_name = "BYTES", default_value_t = 8192)]
     pub max_line: usize,

@@ -6,6 +6,8 @@ mod client;
 mod common;
 mod logger;
 mod serve;
+mod stream;
+mod tls_client;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -17,7 +19,7 @@ fn main() -> ExitCode {
     logger::init(cli.verbose, cli.quiet);
     let result = match cli.command {
         cli::Command::Server(args) => serve::run(args),
-        cli::Command::Client { addr } => client::run(addr.as_str()).map(|()| ExitCode::SUCCESS),
+        cli::Command::Client(args) => client::run(&args).map(|()| ExitCode::SUCCESS),
         cli::Command::Bench(args) => bench::main(&args),
     };
     result.unwrap_or_else(|error| {

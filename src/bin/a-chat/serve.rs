@@ -42,12 +42,22 @@ pub fn run(args: ServerArgs) -> io::Result<ExitCode> {
     poll.registry()
         .register(&mut signals, SIGNALS, Interest::READABLE)?;
     let mut server = Server::bind(config.clone(), &args.listen, SERVER_TOKENS)?;
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        // A bad file stops the server here, before it listens, naming the file.
+        let tls = a_chat::tls::server_config_from_pem(cert, key)?;
+        for &addr in &args.listen_tls {
+            server = server.with_tls_listener(bind_listener(addr)?, tls.clone())?;
+        }
+    }
     if let Some(addr) = args.metrics {
         server = server.with_metrics(bind_listener(addr)?)?;
     }
     let mut stdout = io::stdout().lock();
     for addr in server.local_addrs() {
         writeln!(stdout, "listening on {addr}")?;
+    }
+    for addr in server.tls_addrs() {
+        writeln!(stdout, "listening on {addr} (tls)")?;
     }
     if let Some(addr) = server.metrics_addr() {
         writeln!(stdout, "metrics on {addr}")?;

@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::cli::TlsClientArgs;
 use crate::common::parse_secs;
+use crate::stream::TlsTarget;
+use crate::tls_client::{client_config, server_name};
 
 use super::wire;
 
@@ -68,6 +71,8 @@ pub struct BenchArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub tls: TlsClientArgs,
 }
 
 /// How messages are paced.
@@ -111,6 +116,8 @@ pub struct Plan {
     pub seed: u64,
     pub hold: Duration,
     pub prefix: String,
+    /// Speak TLS, to this server name with this configuration.
+    pub tls: Option<TlsTarget>,
 }
 
 /// At most this many messages in one run: the bookkeeping keeps 4 bytes per message.
@@ -163,7 +170,13 @@ impl Plan {
             seed: args.seed,
             hold: args.hold,
             prefix: args.prefix.clone(),
+            tls: None,
         };
+        if args.tls.tls {
+            let config = client_config(args.tls.ca.as_deref()).map_err(|e| e.to_string())?;
+            let name = server_name(&args.addr).map_err(|e| e.to_string())?;
+            plan.tls = Some(TlsTarget { config, name });
+        }
         if shape == Shape::Idle {
             plan.senders = 0;
             plan.messages = 0;

@@ -9,6 +9,8 @@ use a_chat::framer::LineFramer;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
+use crate::stream::{ClientStream, TlsTarget};
+
 /// The longest line accepted from the server. Far above any line of a run (`from NAME: TEXT`
 /// with TEXT of `--bytes`): only a server that broke the framing reaches it.
 pub const MAX_LINE: usize = 1 << 20;
@@ -35,7 +37,7 @@ pub enum Phase {
 /// A connection and its buffers.
 #[derive(Debug)]
 pub struct Conn {
-    pub stream: Option<TcpStream>,
+    pub stream: Option<ClientStream>,
     pub phase: Phase,
     /// When the connect began.
     pub started: Option<Instant>,
@@ -63,17 +65,19 @@ impl Conn {
     }
 
     /// Starts a non-blocking connect from `source` (any local address when `None`) and
-    /// registers it (for writability: that is how a connect reports its end).
+    /// registers it (for writability: that is how a connect reports its end). With `tls`, the
+    /// connection speaks TLS once connected.
     pub fn connect(
         &mut self,
         registry: &Registry,
         token: Token,
-        addr: SocketAddr,
-        source: Option<IpAddr>,
+        (addr, source): (SocketAddr, Option<IpAddr>),
+        tls: Option<&TlsTarget>,
         now: Instant,
     ) -> io::Result<()> {
-        let mut stream = open_stream(addr, source)?;
-        registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
+        let mut stream = ClientStream::new(open_stream(addr, source)?, tls)?;
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        registry.register(stream.socket(), token, interest)?;
         self.stream = Some(stream);
         self.write_interest = true;
         self.phase = Phase::Connecting;
@@ -84,9 +88,10 @@ impl Conn {
     /// After a writable or error event while connecting: `Ok(true)` once connected,
     /// `Ok(false)` while still under way, the error when it failed.
     pub fn finish_connect(&mut self) -> io::Result<bool> {
-        let Some(stream) = &self.stream else {
+        let Some(stream) = &mut self.stream else {
             return Err(io::ErrorKind::NotConnected.into());
         };
+        let stream = stream.socket();
         if let Some(error) = stream.take_error()? {
             return Err(error);
         }
@@ -110,9 +115,9 @@ impl Conn {
         &mut self.out
     }
 
-    /// Whether bytes wait to be written.
+    /// Whether bytes wait to be written (TLS records included).
     pub fn has_unsent(&self) -> bool {
-        self.written < self.out.len()
+        self.written < self.out.len() || self.stream.as_ref().is_some_and(|s| s.wants_write())
     }
 
     /// Writes until the buffer is empty or the socket would block; returns the bytes written.
@@ -133,9 +138,14 @@ impl Conn {
                 Err(e) => return Err(e),
             }
         }
-        if !self.has_unsent() {
+        if self.written == self.out.len() {
             self.out.clear();
             self.written = 0;
+            // TLS records the session still holds.
+            match stream.flush() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                other => other?,
+            }
         }
         Ok(total)
     }
@@ -152,7 +162,7 @@ impl Conn {
             } else {
                 Interest::READABLE
             };
-            registry.reregister(stream, token, interest)?;
+            registry.reregister(stream.socket(), token, interest)?;
             self.write_interest = wanted;
         }
         Ok(())
@@ -185,7 +195,7 @@ impl Conn {
     /// Takes the connection out of the run: deregisters and closes the socket, frees buffers.
     pub fn fail(&mut self, registry: &Registry) {
         if let Some(mut stream) = self.stream.take() {
-            let _ = registry.deregister(&mut stream);
+            let _ = registry.deregister(stream.socket());
         }
         self.phase = Phase::Failed;
         self.out = Vec::new();

@@ -41,7 +41,8 @@ impl Driver {
     fn start_connect(&mut self, index: usize, now: Instant) {
         let (addr, registry) = (self.plan.addr, self.poll.registry());
         let source = source_address(addr, index);
-        match self.conns[index].connect(registry, Token(index), addr, source, now) {
+        let tls = self.plan.tls.as_ref();
+        match self.conns[index].connect(registry, Token(index), (addr, source), tls, now) {
             Ok(()) => self.in_flight += 1,
             // Counted as failed; the rest still try (the report says how many held).
             Err(e) => self.fail(index, "connect", &e),

@@ -145,6 +145,11 @@ impl Driver {
             && let Err(e) = self.read(index)
         {
             self.fail(index, "read", &e);
+            return outcome;
+        }
+        // A read may leave records to write (a TLS handshake's next flight).
+        if let Err(e) = self.write(index, &mut outcome) {
+            self.fail(index, "write", &e);
         }
         outcome
     }

@@ -1,0 +1,85 @@
+//! A client connection's stream, plain or TLS, for `a-chat client` and `a-chat bench`: the
+//! library's [`TlsTransport`] (client side) over a `mio` TCP stream, or the stream itself.
+
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+
+use a_chat::Transport;
+use a_chat::tls::TlsTransport;
+use mio::net::TcpStream;
+use rustls::ClientConfig;
+use rustls::pki_types::ServerName;
+
+/// Where a client speaks TLS to: its configuration and the name the certificate must show.
+#[derive(Debug, Clone)]
+pub struct TlsTarget {
+    pub config: Arc<ClientConfig>,
+    pub name: ServerName<'static>,
+}
+
+/// A connected stream, plain or TLS.
+#[derive(Debug)]
+pub enum ClientStream {
+    Plain(TcpStream),
+    Tls(Box<TlsTransport<TcpStream>>),
+}
+
+impl ClientStream {
+    /// `stream`, speaking TLS to `tls` when given.
+    pub fn new(stream: TcpStream, tls: Option<&TlsTarget>) -> io::Result<ClientStream> {
+        Ok(match tls {
+            None => ClientStream::Plain(stream),
+            Some(target) => ClientStream::Tls(Box::new(TlsTransport::client(
+                target.config.clone(),
+                target.name.clone(),
+                stream,
+            )?)),
+        })
+    }
+
+    /// The socket, to register and ask about.
+    pub fn socket(&mut self) -> &mut TcpStream {
+        match self {
+            ClientStream::Plain(stream) => stream,
+            ClientStream::Tls(tls) => tls.get_mut(),
+        }
+    }
+
+    fn transport(&mut self) -> &mut dyn Transport {
+        match self {
+            ClientStream::Plain(stream) => stream,
+            ClientStream::Tls(tls) => tls.as_mut(),
+        }
+    }
+
+    /// Whether the stream holds bytes of its own to write (TLS records).
+    pub fn wants_write(&self) -> bool {
+        match self {
+            ClientStream::Plain(_) => false,
+            ClientStream::Tls(tls) => tls.wants_write(),
+        }
+    }
+
+    /// Shuts the write side (after `close_notify` over TLS, which may wait for the handshake
+    /// and for writability: [`ClientStream::wants_write`]).
+    pub fn shutdown_write(&mut self) -> io::Result<()> {
+        self.transport().shutdown_write()
+    }
+}
+
+impl Read for ClientStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.transport().read(buf)
+    }
+}
+
+impl Write for ClientStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.transport().write(buf)
+    }
+
+    /// Writes the TLS records the session holds, as far as the socket takes them.
+    fn flush(&mut self) -> io::Result<()> {
+        self.transport().flush()
+    }
+}

@@ -1,0 +1,89 @@
+//! The client side of TLS for `a-chat client --tls` and `a-chat bench --tls`: whom to trust,
+//! and the name the server's certificate must show.
+
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, RootCertStore};
+
+/// A client configuration trusting the certificates of `ca` (a PEM file), or the system's roots
+/// when there is none.
+pub fn client_config(ca: Option<&Path>) -> io::Result<Arc<ClientConfig>> {
+    let mut roots = RootCertStore::empty();
+    match ca {
+        Some(path) => {
+            let bad = |what: String| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{}: {what}", path.display()),
+                )
+            };
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|e| bad(e.to_string()))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| bad(format!("not PEM certificates: {e}")))?;
+            if certs.is_empty() {
+                return Err(bad("no certificate in it".into()));
+            }
+            for cert in certs {
+                roots.add(cert).map_err(|e| bad(e.to_string()))?;
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            if found.certs.is_empty() {
+                return Err(io::Error::other(
+                    "no trusted roots on this system: give the server's certificate with --ca",
+                ));
+            }
+            roots.add_parsable_certificates(found.certs);
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(io::Error::other)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The name to check the certificate against: the host part of `addr` (`HOST:PORT`,
+/// `[V6]:PORT`), an IP address or a DNS name.
+pub fn server_name(addr: &str) -> io::Result<ServerName<'static>> {
+    let host = addr
+        .rsplit_once(':')
+        .map_or(addr, |(host, _)| host)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    ServerName::try_from(host.to_string()).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{addr}: no server name for TLS: {e}"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_from_addresses() {
+        assert!(matches!(
+            server_name("127.0.0.1:8080").unwrap(),
+            ServerName::IpAddress(_)
+        ));
+        assert!(matches!(
+            server_name("[::1]:8080").unwrap(),
+            ServerName::IpAddress(_)
+        ));
+        assert!(matches!(
+            server_name("chat.example.org:443").unwrap(),
+            ServerName::DnsName(_)
+        ));
+    }
+}

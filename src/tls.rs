@@ -1,0 +1,658 @@
+//! TLS with rustls and no IO of its own: [`TlsTransport`] wraps any plain [`Transport`] (a
+//! `mio` TCP stream in the server, memory in tests and the fuzzer) and is a [`Transport`]
+//! itself, so the core above it does not change. The server side serves the chat's TLS
+//! listeners; the client side serves `a-chat client --tls` and `a-chat bench --tls`. Also the
+//! loading of a certificate chain and key from PEM files.
+
+use std::fs::File;
+use std::io::{self, BufReader, IoSlice, Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+use log::info;
+use rustls::ServerConfig;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::unbuffered::{
+    ConnectionState, EncodeError, EncryptError, InsufficientSizeError, UnbufferedStatus,
+};
+
+use crate::chat::Transport;
+
+/// The rustls this module uses, for hosts that build their configurations with it.
+pub use rustls;
+
+/// Bytes read from the stream at a time: a whole record of the largest size.
+const READ_CHUNK: usize = 16 * 1024 + 512;
+
+/// Plaintext encrypted per write at most: one record's worth, so that many small messages go
+/// out as one record, not one each.
+const PLAINTEXT_PER_WRITE: usize = 16 * 1024;
+
+/// A server configuration (TLS 1.2 and 1.3, ring's algorithms, no client certificates) with the
+/// certificate chain of `cert_pem` and the private key of `key_pem`, both PEM files. Errors name
+/// the file and what is wrong with it.
+pub fn server_config_from_pem(cert_pem: &Path, key_pem: &Path) -> io::Result<Arc<ServerConfig>> {
+    let bad = |path: &Path, what: String| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{}: {what}", path.display()),
+        )
+    };
+    let file = File::open(cert_pem).map_err(|e| bad(cert_pem, e.to_string()))?;
+    let certs = CertificateDer::pem_reader_iter(BufReader::new(file))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(cert_pem, format!("not a PEM certificate chain: {e}")))?;
+    if certs.is_empty() {
+        return Err(bad(cert_pem, "no certificate in it".into()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key_pem)
+        .map_err(|e| bad(key_pem, format!("no PEM private key in it: {e}")))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(cert_pem, e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| {
+            bad(
+                key_pem,
+                format!("the key does not fit the certificate chain: {e}"),
+            )
+        })?;
+    Ok(Arc::new(config))
+}
+
+/// Where the write side is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriteSide {
+    Open,
+    /// Shut by the core: `close_notify` goes out once the handshake is over and what is
+    /// buffered is written, then the stream's own write side is shut.
+    Shutting,
+    /// `close_notify` encrypted into `outgoing`.
+    Notified,
+    Shut,
+}
+
+/// The rustls session without buffers of its own (its "unbuffered" API): the transport owns
+/// the bytes in flight and frees them when there are none, so that an idle connection holds
+/// only the session's state.
+enum Session {
+    Server(rustls::server::UnbufferedServerConnection),
+    Client(rustls::client::UnbufferedClientConnection),
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let side = match self {
+            Session::Server(_) => "server",
+            Session::Client(_) => "client",
+        };
+        f.debug_struct("Session")
+            .field("side", &side)
+            .field("handshaking", &self.is_handshaking())
+            .finish()
+    }
+}
+
+impl Session {
+    fn is_handshaking(&self) -> bool {
+        match self {
+            Session::Server(session) => session.is_handshaking(),
+            Session::Client(session) => session.is_handshaking(),
+        }
+    }
+}
+
+/// What the transport asks of the session in one [`TlsTransport::step`].
+enum Want<'a> {
+    /// Decrypted bytes, into this buffer.
+    Read(&'a mut [u8]),
+    /// This plaintext encrypted.
+    Encrypt(&'a [u8]),
+    /// A `close_notify` encrypted.
+    CloseNotify,
+    /// Only what the session has to do by itself (encode handshake records).
+    Nothing,
+}
+
+/// Where a step stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// This many decrypted bytes were put into the reader's buffer.
+    Plaintext(usize),
+    /// The handshake needs more bytes from the peer.
+    Blocked,
+    /// The session is established and has nothing to read; this much plaintext was encrypted
+    /// (or a `close_notify` was, for 0).
+    Ready(usize),
+    /// Both sides sent `close_notify`.
+    Closed,
+}
+
+/// A TLS session (server or client side) over the plain transport `S`, as a [`Transport`]:
+/// reads give the decrypted stream, writes are encrypted, `shutdown_write` sends `close_notify`
+/// and then shuts the stream's write side.
+///
+/// A read drives the handshake too: it reads what the stream has, processes it, and writes the
+/// records that answers (what the stream does not take now waits, and [`Transport::wants_write`]
+/// says so; the driver then flushes on writability). A write during the handshake waits for it
+/// (`WouldBlock`; the read that completes it makes `wants_write` true). A TLS error fails the
+/// read with `InvalidData`; the peer's end of stream, with or without `close_notify`, reads as
+/// end of stream.
+///
+/// Memory: the session's state, plus buffers only while bytes are in flight. Between reads the
+/// incoming buffer holds at most the beginning of a record, and it and the outgoing buffer are
+/// freed whenever they empty.
+#[derive(Debug)]
+pub struct TlsTransport<S> {
+    session: Session,
+    io: S,
+    /// TLS bytes read from the stream and not processed yet.
+    /// Invariant: no capacity when empty, once a read found the stream drained.
+    incoming: Vec<u8>,
+    /// Records for the stream, from `sent` on. Invariant: no capacity once all are sent.
+    outgoing: Vec<u8>,
+    sent: usize,
+    /// Decrypted bytes that did not fit the reader's buffer, from `stash_read` on.
+    stash: Vec<u8>,
+    stash_read: usize,
+    /// The peer sent `close_notify`, or its stream ended.
+    peer_closed: bool,
+    write_side: WriteSide,
+    /// A write found the handshake under way: once it is over, `wants_write` says so.
+    write_waits_for_handshake: bool,
+}
+
+impl<S: Transport> TlsTransport<S> {
+    /// The server side of a session of `config` over `io`, before its handshake.
+    pub fn server(config: Arc<ServerConfig>, io: S) -> io::Result<Self> {
+        let session =
+            rustls::server::UnbufferedServerConnection::new(config).map_err(io::Error::other)?;
+        Ok(Self::over(Session::Server(session), io))
+    }
+
+    /// The client side of a session of `config` with the server called `name`, over `io`;
+    /// its `ClientHello` waits in the transport for the first flush.
+    pub fn client(
+        config: Arc<rustls::ClientConfig>,
+        name: rustls::pki_types::ServerName<'static>,
+        io: S,
+    ) -> io::Result<Self> {
+        let session = rustls::client::UnbufferedClientConnection::new(config, name)
+            .map_err(io::Error::other)?;
+        let mut transport = Self::over(Session::Client(session), io);
+        transport.step(Want::Nothing)?;
+        Ok(transport)
+    }
+
+    fn over(session: Session, io: S) -> Self {
+        TlsTransport {
+            session,
+            io,
+            incoming: Vec::new(),
+            outgoing: Vec::new(),
+            sent: 0,
+            stash: Vec::new(),
+            stash_read: 0,
+            peer_closed: false,
+            write_side: WriteSide::Open,
+            write_waits_for_handshake: false,
+        }
+    }
+
+    /// The stream under the session.
+    pub fn get_ref(&self) -> &S {
+        &self.io
+    }
+
+    /// The stream under the session.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.io
+    }
+
+    /// Whether the handshake is still under way.
+    pub fn is_handshaking(&self) -> bool {
+        self.session.is_handshaking()
+    }
+
+    /// Runs the session on what `incoming` holds until it needs the stream (more bytes, or
+    /// nothing more to do) or has served `want`.
+    fn step(&mut self, mut want: Want<'_>) -> io::Result<Step> {
+        loop {
+            let handled = match &mut self.session {
+                Session::Server(session) => handle(
+                    session.process_tls_records(&mut self.incoming),
+                    &mut self.outgoing,
+                    &mut self.stash,
+                    &mut self.peer_closed,
+                    &mut want,
+                ),
+                Session::Client(session) => handle(
+                    session.process_tls_records(&mut self.incoming),
+                    &mut self.outgoing,
+                    &mut self.stash,
+                    &mut self.peer_closed,
+                    &mut want,
+                ),
+            };
+            let (discard, step) = handled.map_err(|error| {
+                info!("TLS error: {error}");
+                io::Error::new(io::ErrorKind::InvalidData, error)
+            })?;
+            self.incoming.drain(..discard);
+            if let Some(step) = step {
+                return Ok(step);
+            }
+        }
+    }
+
+    /// Reads more TLS bytes from the stream; `Ok(0)` at its end. When the stream has nothing
+    /// now and nothing is left unprocessed, the buffer's memory is given back.
+    fn fill(&mut self) -> io::Result<usize> {
+        let used = self.incoming.len();
+        self.incoming.resize(used + READ_CHUNK, 0);
+        let read = self.io.read(&mut self.incoming[used..]);
+        self.incoming.truncate(used + *read.as_ref().unwrap_or(&0));
+        if self.incoming.is_empty() {
+            self.incoming = Vec::new();
+        }
+        read
+    }
+
+    /// Writes the records waiting for the stream until they are all out or the stream would
+    /// block; then carries a requested shutdown on.
+    fn push(&mut self) -> io::Result<()> {
+        loop {
+            while self.sent < self.outgoing.len() {
+                match self.io.write(&self.outgoing[self.sent..]) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => self.sent += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if self.outgoing.capacity() > 0 {
+                self.outgoing = Vec::new();
+                self.sent = 0;
+            }
+            if self.write_side == WriteSide::Shutting
+                && !self.session.is_handshaking()
+                && self.step(Want::CloseNotify)? == Step::Ready(0)
+            {
+                // The close_notify is in `outgoing`: out with it, then the stream's FIN.
+                self.write_side = WriteSide::Notified;
+                continue;
+            }
+            if self.write_side == WriteSide::Notified {
+                self.io.shutdown_write()?;
+                self.write_side = WriteSide::Shut;
+            }
+            return Ok(());
+        }
+    }
+
+    /// [`TlsTransport::push`], with `WouldBlock` meaning "the rest later".
+    fn push_what_fits(&mut self) -> io::Result<()> {
+        match self.push() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            other => other,
+        }
+    }
+}
+
+/// Handles the state one `process_tls_records` reached: returns how many incoming bytes to
+/// discard, and the step when the transport's loop should stop (`None`: process again).
+fn handle<Data>(
+    status: UnbufferedStatus<'_, '_, Data>,
+    outgoing: &mut Vec<u8>,
+    stash: &mut Vec<u8>,
+    peer_closed: &mut bool,
+    want: &mut Want<'_>,
+) -> Result<(usize, Option<Step>), rustls::Error> {
+    let UnbufferedStatus { discard, state } = status;
+    let step = match state? {
+        ConnectionState::ReadTraffic(mut traffic) => {
+            let mut copied = 0;
+            while let Some(record) = traffic.next_record() {
+                let payload = record?.payload;
+                let taken = match want {
+                    Want::Read(buf) => {
+                        let n = payload.len().min(buf.len() - copied);
+                        buf[copied..copied + n].copy_from_slice(&payload[..n]);
+                        copied += n;
+                        n
+                    }
+                    _ => 0,
+                };
+                stash.extend_from_slice(&payload[taken..]);
+            }
+            (copied > 0).then_some(Step::Plaintext(copied))
+        }
+        ConnectionState::EncodeTlsData(mut encode) => {
+            grow_into(outgoing, |buf| match encode.encode(buf) {
+                Ok(n) => Ok(n),
+                Err(EncodeError::InsufficientSize(InsufficientSizeError { required_size })) => {
+                    Err(Some(required_size))
+                }
+                Err(_) => Err(None),
+            });
+            None
+        }
+        // The records encoded so far are in `outgoing`, which `push` writes.
+        ConnectionState::TransmitTlsData(transmit) => {
+            transmit.done();
+            None
+        }
+        ConnectionState::BlockedHandshake => Some(Step::Blocked),
+        ConnectionState::PeerClosed => {
+            *peer_closed = true;
+            None
+        }
+        ConnectionState::Closed => Some(Step::Closed),
+        ConnectionState::WriteTraffic(mut traffic) => Some(match want {
+            Want::Encrypt(plaintext) => {
+                let plaintext: &[u8] = plaintext;
+                grow_into(outgoing, |buf| match traffic.encrypt(plaintext, buf) {
+                    Ok(n) => Ok(n),
+                    Err(EncryptError::InsufficientSize(InsufficientSizeError {
+                        required_size,
+                    })) => Err(Some(required_size)),
+                    Err(_) => Err(None),
+                });
+                Step::Ready(plaintext.len())
+            }
+            Want::CloseNotify => {
+                grow_into(outgoing, |buf| match traffic.queue_close_notify(buf) {
+                    Ok(n) => Ok(n),
+                    Err(EncryptError::InsufficientSize(InsufficientSizeError {
+                        required_size,
+                    })) => Err(Some(required_size)),
+                    Err(_) => Err(None),
+                });
+                Step::Ready(0)
+            }
+            Want::Read(_) | Want::Nothing => Step::Ready(0),
+        }),
+        // Early data is off (the server configuration's default); anything newer is not
+        // expected either.
+        _ => return Err(rustls::Error::General("unexpected TLS state".into())),
+    };
+    Ok((discard, step))
+}
+
+/// Appends what `write` puts into a buffer to `out`, growing the room it is given to the size
+/// it asks for (`Err(Some(size))`); `Err(None)` appends nothing.
+fn grow_into(out: &mut Vec<u8>, mut write: impl FnMut(&mut [u8]) -> Result<usize, Option<usize>>) {
+    let start = out.len();
+    let mut room = 256;
+    loop {
+        out.resize(start + room, 0);
+        match write(&mut out[start..]) {
+            Ok(n) => {
+                out.truncate(start + n);
+                return;
+            }
+            Err(Some(required)) if required > room => room = required,
+            Err(_) => {
+                out.truncate(start);
+                return;
+            }
+        }
+    }
+}
+
+impl<S: Transport> Read for TlsTransport<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if self.stash_read < self.stash.len() {
+                let n = buf.len().min(self.stash.len() - self.stash_read);
+                buf[..n].copy_from_slice(&self.stash[self.stash_read..self.stash_read + n]);
+                self.stash_read += n;
+                if self.stash_read == self.stash.len() {
+                    self.stash = Vec::new();
+                    self.stash_read = 0;
+                }
+                return Ok(n);
+            }
+            match self.step(Want::Read(buf))? {
+                Step::Plaintext(n) => return Ok(n),
+                Step::Closed => return Ok(0),
+                Step::Blocked | Step::Ready(_) if self.peer_closed => return Ok(0),
+                Step::Blocked | Step::Ready(_) => {
+                    // Handshake records answering what was read go out first.
+                    self.push_what_fits()?;
+                    if self.fill()? == 0 {
+                        // The stream ended, with or without close_notify.
+                        self.peer_closed = true;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<S: Transport> Write for TlsTransport<S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_vectored(&[IoSlice::new(buf)])
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        // Records still waiting for the stream come first: that is the back-pressure.
+        self.push()?;
+        // Small messages gathered into one record.
+        let mut plaintext = [0; PLAINTEXT_PER_WRITE];
+        let mut taken = 0;
+        for buf in bufs {
+            let n = buf.len().min(plaintext.len() - taken);
+            plaintext[taken..taken + n].copy_from_slice(&buf[..n]);
+            taken += n;
+        }
+        if taken == 0 {
+            return Ok(0);
+        }
+        match self.step(Want::Encrypt(&plaintext[..taken]))? {
+            Step::Ready(n) => {
+                self.push_what_fits()?;
+                Ok(n)
+            }
+            Step::Blocked => {
+                self.write_waits_for_handshake = true;
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+            Step::Closed | Step::Plaintext(_) => Err(io::ErrorKind::BrokenPipe.into()),
+        }
+    }
+
+    /// Writes the records the session holds, as far as the stream takes them.
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.session.is_handshaking() {
+            self.write_waits_for_handshake = false;
+        }
+        self.push()
+    }
+}
+
+impl<S: Transport> Transport for TlsTransport<S> {
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        if self.write_side == WriteSide::Open {
+            self.write_side = WriteSide::Shutting;
+        }
+        self.push_what_fits()
+    }
+
+    fn wants_write(&self) -> bool {
+        self.sent < self.outgoing.len()
+            || self.write_side == WriteSide::Notified
+            || (self.write_waits_for_handshake && !self.session.is_handshaking())
+    }
+
+    fn is_closed_by_peer(&mut self) -> bool {
+        self.io.is_closed_by_peer()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryTransport;
+
+    /// A server configuration with a certificate for `localhost`, and a client configuration
+    /// that trusts it.
+    fn configs() -> (Arc<ServerConfig>, Arc<rustls::ClientConfig>) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let server = ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+            )
+            .unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert.der().clone()).unwrap();
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        (Arc::new(server), Arc::new(client))
+    }
+
+    type End = TlsTransport<MemoryTransport>;
+
+    fn pair() -> (End, End) {
+        let (server, client) = configs();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        (
+            TlsTransport::server(server, MemoryTransport::default()).unwrap(),
+            TlsTransport::client(client, name, MemoryTransport::default()).unwrap(),
+        )
+    }
+
+    /// Moves what each side wrote to the other, and has each read, a few times over (the
+    /// handshake's flights); returns what each side read.
+    fn shuttle(a: &mut End, b: &mut End) -> (Vec<u8>, Vec<u8>) {
+        let (mut read_by_a, mut read_by_b) = (Vec::new(), Vec::new());
+        for _ in 0..10 {
+            let _ = a.flush();
+            let _ = b.flush();
+            let to_b = a.get_mut().take_output();
+            let to_a = b.get_mut().take_output();
+            b.get_mut().send(&to_b);
+            a.get_mut().send(&to_a);
+            read_by_a.extend(read_all(a));
+            read_by_b.extend(read_all(b));
+        }
+        (read_by_a, read_by_b)
+    }
+
+    /// Moves what `from` wrote to `to`, without flushing either.
+    fn deliver(from: &mut End, to: &mut End) {
+        let bytes = from.get_mut().take_output();
+        to.get_mut().send(&bytes);
+    }
+
+    fn read_all(end: &mut End) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut buf = [0; 100];
+        loop {
+            match end.read(&mut buf) {
+                Ok(0) => return out,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return out,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_session_carries_bytes_both_ways_and_closes_with_close_notify() {
+        let (mut server, mut client) = pair();
+        shuttle(&mut server, &mut client);
+        assert!(!server.is_handshaking() && !client.is_handshaking());
+        assert_eq!(client.write(b"alice\nalice: hi\n").unwrap(), 16);
+        // The reader's buffer is small (100 bytes): it reads on, record by record.
+        let (read, _) = shuttle(&mut server, &mut client);
+        assert_eq!(read, b"alice\nalice: hi\n");
+        let written = server
+            .write_vectored(&[IoSlice::new(b"from alice: "), IoSlice::new(b"hi\n")])
+            .unwrap();
+        assert_eq!(written, 15);
+        Transport::shutdown_write(&mut server).unwrap();
+        assert!(
+            server.get_ref().write_shut,
+            "close_notify, then the stream's FIN"
+        );
+        deliver(&mut server, &mut client);
+        client.get_mut().input_closed = true;
+        assert_eq!(read_all(&mut client), b"from alice: hi\n");
+        assert!(client.peer_closed);
+    }
+
+    #[test]
+    fn an_idle_session_holds_no_buffers() {
+        let (mut server, mut client) = pair();
+        shuttle(&mut server, &mut client);
+        client.write_all(&[b'x'; 40_000]).unwrap();
+        let (read, _) = shuttle(&mut server, &mut client);
+        assert_eq!(read.len(), 40_000);
+        for end in [&server, &client] {
+            assert_eq!(end.incoming.capacity(), 0);
+            assert_eq!(end.outgoing.capacity(), 0);
+            assert_eq!(end.stash.capacity(), 0);
+        }
+    }
+
+    #[test]
+    fn writes_during_the_handshake_wait_for_it() {
+        let (mut server, mut client) = pair();
+        let err = server.write(b"error: server full\n").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        assert!(!server.wants_write());
+        // ClientHello; the server's flight; the client's Finished.
+        client.flush().unwrap();
+        deliver(&mut client, &mut server);
+        assert!(read_all(&mut server).is_empty());
+        deliver(&mut server, &mut client);
+        assert!(read_all(&mut client).is_empty());
+        deliver(&mut client, &mut server);
+        assert!(read_all(&mut server).is_empty());
+        // The handshake is over: the transport asks for the write again.
+        assert!(!server.is_handshaking());
+        assert!(server.wants_write());
+        assert_eq!(server.write(b"error: server full\n").unwrap(), 19);
+        server.flush().unwrap();
+        assert!(!server.wants_write());
+        deliver(&mut server, &mut client);
+        assert_eq!(read_all(&mut client), b"error: server full\n");
+    }
+
+    #[test]
+    fn garbage_instead_of_a_client_hello_is_an_invalid_data_error() {
+        let (mut server, _) = pair();
+        server.get_mut().send(b"GET / HTTP/1.1\r\n\r\n");
+        let err = server.read(&mut [0; 64]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn a_stream_that_ends_mid_handshake_reads_as_end_of_stream() {
+        let (mut server, mut client) = pair();
+        client.flush().unwrap();
+        let hello = client.get_mut().take_output();
+        server.get_mut().send(&hello[..hello.len() / 2]);
+        server.get_mut().input_closed = true;
+        assert_eq!(server.read(&mut [0; 64]).unwrap(), 0);
+    }
+}
