@@ -196,3 +196,23 @@ fn loss_is_seen_and_fails_the_run() {
     assert_eq!(field(&json, "result"), "fail");
     assert!(number(&json, "lost") > 0.0, "{json}");
 }
+
+#[test]
+fn over_tls_with_a_given_ca() {
+    let server = ServerProcess::start_with_tls(&[]);
+    let ca = util::tls::files().ca.to_str().unwrap().to_string();
+    let output = bench(
+        server.tls_addrs[0],
+        &[
+            "--tls", "--ca", &ca, "--conns", "40", "--messages", "30", "--fanout", "2",
+        ],
+    );
+    let json = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success(), "bench failed: {json}");
+    assert_eq!(field(&json, "tls"), "1");
+    assert_eq!(number(&json, "delivered"), 40.0 * 30.0 * 2.0);
+    assert_eq!(number(&json, "lost"), 0.0);
+    // Without the CA, the handshakes fail and the run says so.
+    let output = bench(server.tls_addrs[0], &["--tls", "--conns", "2", "--messages", "1"]);
+    assert!(!output.status.success());
+}

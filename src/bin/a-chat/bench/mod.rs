@@ -79,6 +79,7 @@ pub fn run(plan: Plan, probe: Option<&ProcProbe>) -> io::Result<Report> {
         bytes: plan.bytes,
         fanout: plan.fanout,
         mode: plan.shape.describe(),
+        tls: plan.tls.is_some(),
         ..Report::default()
     };
     let zero = sample_memory(probe);

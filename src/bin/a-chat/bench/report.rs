@@ -54,6 +54,8 @@ pub struct Report {
     pub bytes: usize,
     pub fanout: usize,
     pub mode: String,
+    /// The connections spoke TLS.
+    pub tls: bool,
     /// Connections that logged in.
     pub logged_in: usize,
     /// Connections that failed to connect or log in, or that the server closed.
@@ -142,6 +144,7 @@ impl Report {
         vec![
             ("result", if self.passed() { "pass" } else { "fail" }.into()),
             ("mode", self.mode.as_str().into()),
+            ("tls", u64::from(self.tls).into()),
             ("conns", self.conns.into()),
             ("senders", self.senders.into()),
             ("messages", self.messages.into()),
@@ -294,7 +297,7 @@ mod tests {
     #[test]
     fn json_is_one_flat_object_with_nulls_for_the_unknown() {
         let json = sample().to_json();
-        assert!(json.starts_with("{\"result\":\"pass\",\"mode\":\"flat\",\"conns\":2,"));
+        assert!(json.starts_with("{\"result\":\"pass\",\"mode\":\"flat\",\"tls\":0,\"conns\":2,"));
         assert!(json.contains("\"connect_login_secs\":0.013,"));
         assert!(json.contains("\"duration_secs\":1.5,"));
         assert!(json.contains("\"latency_us_p999\":40,"));
