@@ -89,6 +89,8 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod chat;
+#[cfg(feature = "cluster")]
+mod cluster;
 mod config;
 pub mod framer;
 pub mod memory;
@@ -101,6 +103,8 @@ mod stats;
 pub mod tls;
 
 pub use chat::{Chat, CloseReason, DEFAULT_READ_BUDGET, Transport};
+#[cfg(feature = "cluster")]
+pub use cluster::ClusterConfig;
 pub use config::Config;
 pub use net::{LISTEN_BACKLOG, METRICS_CONNECTIONS, Server, Tokens, bind_listener};
 pub use parse::LineError;

@@ -204,7 +204,15 @@ fn over_tls_with_a_given_ca() {
     let output = bench(
         server.tls_addrs[0],
         &[
-            "--tls", "--ca", &ca, "--conns", "40", "--messages", "30", "--fanout", "2",
+            "--tls",
+            "--ca",
+            &ca,
+            "--conns",
+            "40",
+            "--messages",
+            "30",
+            "--fanout",
+            "2",
         ],
     );
     let json = String::from_utf8(output.stdout).unwrap();
@@ -213,6 +221,9 @@ fn over_tls_with_a_given_ca() {
     assert_eq!(number(&json, "delivered"), 40.0 * 30.0 * 2.0);
     assert_eq!(number(&json, "lost"), 0.0);
     // Without the CA, the handshakes fail and the run says so.
-    let output = bench(server.tls_addrs[0], &["--tls", "--conns", "2", "--messages", "1"]);
+    let output = bench(
+        server.tls_addrs[0],
+        &["--tls", "--conns", "2", "--messages", "1"],
+    );
     assert!(!output.status.success());
 }

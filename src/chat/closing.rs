@@ -2,6 +2,7 @@
 //! the peer closes), and the graceful shutdown of every connection.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::peer::{CloseReason, Phase, ReadMode};
@@ -35,6 +36,12 @@ impl<T: Transport> Chat<T> {
         if self.shutdown.is_some() {
             return;
         }
+        // Cluster mode: the peers leave the cluster at once; messages from other nodes find
+        // their names free.
+        let names: Vec<Rc<str>> = self.directory.keys().cloned().collect();
+        for name in &names {
+            self.release_name(name);
+        }
         let reading: Vec<usize> = self
             .peers
             .iter()
@@ -49,7 +56,7 @@ impl<T: Transport> Chat<T> {
         let waiting: Vec<usize> = self
             .peers
             .iter()
-            .filter(|(_, peer)| matches!(peer.phase, Phase::Contending(_)))
+            .filter(|(_, peer)| matches!(peer.phase, Phase::Contending(_) | Phase::Claiming(_)))
             .map(|(key, _)| key)
             .collect();
         for key in waiting {
@@ -146,7 +153,10 @@ impl<T: Transport> Chat<T> {
     /// The peer closed its side: it is logged out, and what is queued for it still goes out.
     pub(super) fn on_end_of_input(&mut self, key: usize, now: Instant) {
         match &self.peers[key].phase {
-            Phase::AwaitingName { .. } | Phase::Contending(_) | Phase::Chatting => {
+            Phase::AwaitingName { .. }
+            | Phase::Contending(_)
+            | Phase::Claiming(_)
+            | Phase::Chatting => {
                 self.retire(key);
                 let deadline = self.close_deadline(now, self.config.shutdown_timeout);
                 self.set_deadline_phase(
@@ -221,14 +231,23 @@ impl<T: Transport> Chat<T> {
         if let Some(shutdown) = &mut self.shutdown {
             shutdown.draining.remove(&key);
         }
-        if peer.phase == Phase::Chatting
-            && let Some(name) = &peer.name
-        {
-            self.directory.remove(name);
-            if self.routing && peer.last_route == self.route_count {
-                // It got the line being routed: see `route`.
-                self.gone_mid_line.push(name.clone());
+        let Some(name) = peer.name.clone() else {
+            return;
+        };
+        match peer.phase {
+            Phase::Chatting => {
+                self.directory.remove(&name);
+                if self.routing && peer.last_route == self.route_count {
+                    // It got the line being routed: see `route`.
+                    self.gone_mid_line.push(name.clone());
+                }
+                self.release_name(&name);
             }
+            // Its claim's answer finds it gone and gives the name back.
+            Phase::Claiming(_) => {
+                self.pending_claims.remove(&name);
+            }
+            _ => {}
         }
     }
 

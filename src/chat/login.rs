@@ -1,17 +1,31 @@
-//! The name line: a login, a refusal, or a wait for a name whose holder may be closing.
+//! The name line: a login, a refusal, or a wait for the name: for a holder that may be
+//! closing (contention), or, in cluster mode, for Redis's answer to the claim.
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use log::info;
 
-use super::peer::{Contender, Phase, ReadMode};
+use super::cluster::ClaimStart;
+use super::peer::{CloseReason, Contender, Phase, ReadMode};
 use super::{Chat, Transport};
+#[cfg(feature = "cluster")]
+use crate::cluster::{Claimed, Who};
 use crate::parse::{LineError, parse_name};
 
 /// How long a login waits when its name is held by a connection that may be closing: a
-/// client that reconnects at once can beat its old connection's close to the server.
+/// client that reconnects at once can beat its old connection's close to the server (or, in a
+/// cluster, its old node's release of the name to Redis).
 pub(crate) const CONTENTION_WAIT: Duration = Duration::from_millis(50);
+
+/// What a login waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// A holder that may be closing: the name is asked for again after [`CONTENTION_WAIT`].
+    Contention,
+    /// Redis's answer to the claim.
+    Claim,
+}
 
 impl<T: Transport> Chat<T> {
     /// Handles the first line of `key`, which is waiting for its name.
@@ -23,17 +37,40 @@ impl<T: Transport> Chat<T> {
         contended: bool,
         now: Instant,
     ) {
-        match parse_name(line) {
-            Ok(name) if !self.name_is_held(name, now) => self.log_in(key, name),
-            Ok(_) if !contended => self.contend(key, line, login_deadline, now),
-            Ok(_) => self.reject(key, LineError::NameTaken, now),
-            Err(error) => self.reject(key, error, now),
+        let name = match parse_name(line) {
+            Ok(name) => name,
+            Err(error) => return self.reject(key, error, now),
+        };
+        if self.name_is_held(name, now) {
+            if contended {
+                self.reject(key, LineError::NameTaken, now);
+            } else {
+                self.wait_for_name(key, line, login_deadline, Wait::Contention, now);
+            }
+            return;
+        }
+        let name: Rc<str> = Rc::from(name);
+        match self.start_claim(key, &name) {
+            ClaimStart::NoCluster => self.log_in(key, name),
+            ClaimStart::Sent => {
+                self.pending_claims.insert(name.clone(), key);
+                // Named already, for its disconnect line and for `retire`.
+                self.peers[key].name = Some(name);
+                self.wait_for_name(key, line, login_deadline, Wait::Claim, now);
+                if let Phase::Claiming(contender) = &mut self.peers[key].phase {
+                    contender.contended = contended;
+                }
+            }
+            ClaimStart::Unavailable => self.refuse_unavailable(key, now),
         }
     }
 
-    /// Whether a connected peer holds `name`. A holder that has already hung up is logged out
-    /// first: its name is free at once.
+    /// Whether a connected peer holds `name` here (or a login here is claiming it). A holder
+    /// that has already hung up is logged out first: its name is free at once.
     fn name_is_held(&mut self, name: &str, now: Instant) -> bool {
+        if self.pending_claims.contains_key(name) {
+            return true;
+        }
         let Some(&holder) = self.directory.get(name) else {
             return false;
         };
@@ -44,38 +81,107 @@ impl<T: Transport> Chat<T> {
         false
     }
 
-    /// Holds the login of `key`, whose name line is `line`, for [`CONTENTION_WAIT`]: the
-    /// holder's close may be on its way. Its later lines wait with it.
-    fn contend(&mut self, key: usize, line: &[u8], login_deadline: Instant, now: Instant) {
+    /// Holds the login of `key`, whose name line is `line`, until its name is decided; its
+    /// later lines wait with it.
+    fn wait_for_name(
+        &mut self,
+        key: usize,
+        line: &[u8],
+        login_deadline: Instant,
+        wait: Wait,
+        now: Instant,
+    ) {
         let mut input = Vec::with_capacity(line.len() + 1);
         input.extend_from_slice(line);
         input.push(b'\n');
-        let retry_at = now + CONTENTION_WAIT;
-        self.timers.push(retry_at, key, self.peers[key].generation);
-        self.peers[key].phase = Phase::Contending(Box::new(Contender {
-            retry_at,
+        let contender = Box::new(Contender {
+            retry_at: login_deadline,
             login_deadline,
             input,
             too_long: false,
-        }));
+            contended: false,
+        });
+        match wait {
+            Wait::Contention => self.contend(key, contender, now),
+            // The login deadline's timer is already set.
+            Wait::Claim => self.peers[key].phase = Phase::Claiming(contender),
+        }
     }
 
-    /// Asks for the name again, this time for good, and catches up with the input.
+    /// Holds a login for [`CONTENTION_WAIT`], after which its name is asked for once more.
+    fn contend(&mut self, key: usize, mut contender: Box<Contender>, now: Instant) {
+        contender.retry_at = now + CONTENTION_WAIT;
+        contender.contended = true;
+        self.timers
+            .push(contender.retry_at, key, self.peers[key].generation);
+        self.peers[key].phase = Phase::Contending(contender);
+    }
+
+    /// A contention's wait is over: asks for the name again, this time for good, and catches
+    /// up with the input.
     pub(super) fn retry_login(&mut self, key: usize, now: Instant) {
         // The login deadline's timer is still in the heap: it was never due.
-        let Some(contender) = self.peers[key].phase.end_contention() else {
+        let Some(contender) = self.peers[key].phase.end_wait() else {
             return;
         };
-        self.on_bytes(key, &contender.input, now);
-        if contender.too_long && self.peers[key].phase.read_mode() == ReadMode::Process {
+        self.catch_up(key, &contender.input, contender.too_long, now);
+    }
+
+    /// Redis answered the claim of `name` for `who`.
+    #[cfg(feature = "cluster")]
+    pub(super) fn on_claimed(&mut self, who: Who, name: Rc<str>, outcome: Claimed, now: Instant) {
+        let waiting = self.peers.get(who.key).is_some_and(|peer| {
+            peer.generation == who.generation && matches!(peer.phase, Phase::Claiming(_))
+        });
+        if !waiting {
+            // The login went away meanwhile: a name claimed for it goes back.
+            if outcome == Claimed::Yes {
+                self.release_name(&name);
+            }
+            return;
+        }
+        self.pending_claims.remove(&name);
+        let key = who.key;
+        let Some(contender) = self.peers[key].phase.end_wait() else {
+            return;
+        };
+        match outcome {
+            Claimed::Yes => {
+                self.log_in(key, name);
+                // The name line is done; what followed it is handled now.
+                let after_name = contender
+                    .input
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(contender.input.len(), |end| end + 1);
+                self.catch_up(key, &contender.input[after_name..], contender.too_long, now);
+            }
+            // Its holder elsewhere may be on its way out: ask again in a moment.
+            Claimed::Taken if !contender.contended => self.contend(key, contender, now),
+            Claimed::Taken => self.reject(key, LineError::NameTaken, now),
+            Claimed::Unavailable => self.refuse_unavailable(key, now),
+        }
+    }
+
+    /// Feeds the input that waited with a login, then reads what came meanwhile.
+    fn catch_up(&mut self, key: usize, input: &[u8], too_long: bool, now: Instant) {
+        self.on_bytes(key, input, now);
+        if too_long && self.peers[key].phase.read_mode() == ReadMode::Process {
             self.reject(key, LineError::LineTooLong, now);
         }
         // Edge-triggered readiness was spent while it waited: read what came meanwhile.
         self.read(key, now);
     }
 
-    fn log_in(&mut self, key: usize, name: &str) {
-        let name: Rc<str> = Rc::from(name);
+    /// A login that Redis cannot be asked about: `error: cluster unavailable`, then closed.
+    pub(super) fn refuse_unavailable(&mut self, key: usize, now: Instant) {
+        self.stats.cluster.logins_unavailable += 1;
+        if self.queue_text(key, "error: cluster unavailable\n") {
+            self.begin_close(key, CloseReason::ClusterUnavailable, now);
+        }
+    }
+
+    pub(super) fn log_in(&mut self, key: usize, name: Rc<str>) {
         self.directory.insert(name.clone(), key);
         self.stats.logins += 1;
         let peer = &mut self.peers[key];

@@ -8,11 +8,13 @@
 //! | `login.rs` | the name line, and a login waiting for a name whose holder may be closing |
 //! | `routing.rs` | one `DESTS: TEXT` line into its receivers' queues |
 //! | `closing.rs` | closing one connection, and the graceful shutdown of all |
+//! | `cluster.rs` | cluster mode: the link to Redis fed, its events applied |
 //! | `memory_bound.rs` | the bound on all queues together, and which queue goes first |
 //! | `peer.rs` | a connection's `Phase` and `CloseReason` |
 //! | `outbox.rs`, `timers.rs`, `transport.rs` | the outbound queue, deadlines, the IO trait |
 
 mod closing;
+mod cluster;
 mod login;
 mod memory_bound;
 mod outbox;
@@ -29,6 +31,8 @@ use std::time::Instant;
 use log::warn;
 use slab::Slab;
 
+#[cfg(feature = "cluster")]
+use crate::cluster::ClusterLink;
 use crate::config::Config;
 use crate::parse::{LineError, parse_message};
 use crate::stats::Stats;
@@ -102,6 +106,11 @@ pub struct Chat<T> {
     shutdown: Option<Shutdown>,
     /// The connections with bytes queued, by queue size.
     queue_index: QueueIndex,
+    /// Cluster mode: the link to Redis.
+    #[cfg(feature = "cluster")]
+    cluster: Option<ClusterLink>,
+    /// Cluster mode: names being claimed for logins here, to their connections' keys.
+    pending_claims: HashMap<Rc<str>, usize>,
     scratch: Vec<u8>,
     read_budget: usize,
 }
@@ -127,6 +136,9 @@ impl<T: Transport> Chat<T> {
             stats: Stats::default(),
             shutdown: None,
             queue_index: QueueIndex::default(),
+            #[cfg(feature = "cluster")]
+            cluster: None,
+            pending_claims: HashMap::new(),
             scratch: vec![0; SCRATCH_LEN],
             read_budget: DEFAULT_READ_BUDGET,
         }
@@ -207,6 +219,7 @@ impl<T: Transport> Chat<T> {
             }
         }
         self.handle_timeouts(now);
+        self.cluster_end_turn(now);
         self.finish_draining(now);
         while let Some(key) = self.pop_dirty() {
             self.flush(key, now);
@@ -221,13 +234,17 @@ impl<T: Transport> Chat<T> {
                 self.close_now(key, CloseReason::Io(e.kind()));
             }
         }
+        self.cluster_flush();
         self.reap(&mut release);
     }
 
     /// The earliest time at which [`Chat::end_turn`] has a timer to run (it may find that the
     /// connection has moved on meanwhile).
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.timers.next()
+        [self.timers.next(), self.cluster_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Whether some connection's read stopped at the budget: the driver must not sleep before
@@ -260,12 +277,14 @@ impl<T: Transport> Chat<T> {
 
     /// The counters now.
     pub fn stats(&self) -> Stats {
-        Stats {
+        let mut stats = Stats {
             connections_open: self.peers.len(),
             peers_logged_in: self.directory.len(),
             max_memory: self.config.max_memory,
             ..self.stats
-        }
+        };
+        self.cluster_stats(&mut stats);
+        stats
     }
 
     /// The configuration in force.
@@ -334,7 +353,7 @@ impl<T: Transport> Chat<T> {
             return;
         };
         peer.framer = framer;
-        if let Phase::Contending(contender) = &mut peer.phase {
+        if let Phase::Contending(contender) | Phase::Claiming(contender) = &mut peer.phase {
             // The rest of this read waits with the name line, in order.
             contender.input.extend(peer.framer.take_unfinished());
             contender.too_long |= result.is_err();
@@ -349,7 +368,7 @@ impl<T: Transport> Chat<T> {
                 deadline,
                 contended,
             } => self.on_name_line(key, line, deadline, contended, now),
-            Phase::Contending(contender) => {
+            Phase::Contending(contender) | Phase::Claiming(contender) => {
                 contender.input.extend_from_slice(line);
                 contender.input.push(b'\n');
             }
@@ -499,7 +518,7 @@ impl<T: Transport> Chat<T> {
             match &peer.phase {
                 // No notice: the contract names none for a login timeout. The close is the
                 // same orderly one (write side shut, input drained) as after a notice.
-                Phase::AwaitingName { .. } => {
+                Phase::AwaitingName { .. } | Phase::Claiming(_) => {
                     self.stats.login_timeouts += 1;
                     self.begin_close(key, CloseReason::LoginTimeout, now);
                 }

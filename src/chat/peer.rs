@@ -18,6 +18,9 @@ pub(crate) enum Phase {
     /// Its name is held by a connection that may be going away (its close may still be on the
     /// way): its input waits, unread, until `retry_at`; then the name is asked for again.
     Contending(Box<Contender>),
+    /// Cluster mode: its name is being claimed in Redis; its input waits, unread, for the
+    /// answer (`retry_at` is the login deadline).
+    Claiming(Box<Contender>),
     /// Logged in: its name is in the directory and its lines are routed.
     Chatting,
     /// Its input is no longer processed; its queue is being flushed, after which its write side
@@ -36,7 +39,8 @@ pub(crate) enum Phase {
     Closed { reason: CloseReason },
 }
 
-/// A login waiting for a name whose holder may be closing, with the input that followed it.
+/// A login waiting for its name (for a holder that may be closing, or for the cluster's
+/// answer), with the input that followed the name line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Contender {
     /// When the name is asked for again.
@@ -48,6 +52,8 @@ pub(crate) struct Contender {
     pub(crate) input: Vec<u8>,
     /// A line after the name line was too long (found while the login waited).
     pub(crate) too_long: bool,
+    /// It has waited for a contended name once already.
+    pub(crate) contended: bool,
 }
 
 /// How incoming bytes are treated in a phase.
@@ -66,7 +72,10 @@ impl Phase {
     pub(crate) fn is_active(&self) -> bool {
         matches!(
             self,
-            Phase::AwaitingName { .. } | Phase::Contending(_) | Phase::Chatting
+            Phase::AwaitingName { .. }
+                | Phase::Contending(_)
+                | Phase::Claiming(_)
+                | Phase::Chatting
         )
     }
 
@@ -77,20 +86,21 @@ impl Phase {
     pub(crate) fn deadline(&self) -> Option<Instant> {
         match self {
             Phase::AwaitingName { deadline, .. } => Some(*deadline),
-            Phase::Contending(contender) => Some(contender.retry_at),
+            Phase::Contending(contender) | Phase::Claiming(contender) => Some(contender.retry_at),
             Phase::Closing { deadline, .. } | Phase::Lingering { deadline, .. } => *deadline,
             Phase::Chatting | Phase::Closed { .. } => None,
         }
     }
 
-    /// Ends a contention: the connection waits for its name again, for the last time, and what
-    /// waited with the contention is handed back. `None` (and no change) in any other phase.
-    pub(crate) fn end_contention(&mut self) -> Option<Box<Contender>> {
+    /// Ends a wait for a name (a contention, or a claim): the connection waits for its name
+    /// again, and what waited with it is handed back. `None` (and no change) in any other
+    /// phase.
+    pub(crate) fn end_wait(&mut self) -> Option<Box<Contender>> {
         match std::mem::replace(self, Phase::Chatting) {
-            Phase::Contending(contender) => {
+            Phase::Contending(contender) | Phase::Claiming(contender) => {
                 *self = Phase::AwaitingName {
                     deadline: contender.login_deadline,
-                    contended: true,
+                    contended: contender.contended,
                 };
                 Some(contender)
             }
@@ -105,7 +115,10 @@ impl Phase {
         match self {
             Phase::AwaitingName { .. } | Phase::Chatting => ReadMode::Process,
             Phase::Lingering { .. } => ReadMode::Discard,
-            Phase::Contending(_) | Phase::Closing { .. } | Phase::Closed { .. } => ReadMode::Stop,
+            Phase::Contending(_)
+            | Phase::Claiming(_)
+            | Phase::Closing { .. }
+            | Phase::Closed { .. } => ReadMode::Stop,
         }
     }
 }
@@ -131,6 +144,8 @@ pub enum CloseReason {
     TimedOut,
     /// The host forced the shutdown (a deadline or a second signal).
     Forced,
+    /// Cluster mode: Redis could not be asked, or the node's hold on its names lapsed.
+    ClusterUnavailable,
 }
 
 impl fmt::Display for CloseReason {
@@ -145,6 +160,7 @@ impl fmt::Display for CloseReason {
             CloseReason::Shutdown => f.write_str("server shutdown"),
             CloseReason::TimedOut => f.write_str("timed out while closing"),
             CloseReason::Forced => f.write_str("forced shutdown"),
+            CloseReason::ClusterUnavailable => f.write_str("cluster unavailable"),
         }
     }
 }

@@ -38,9 +38,15 @@ impl<T: Transport> Chat<T> {
                 // A receiver that got this line and was then disconnected (to make room) is
                 // named again: it was handled where first named.
                 let handled = self.gone_mid_line.iter().any(|gone| **gone == *dest);
-                if !handled && unknown.insert(dest) {
+                if handled || !unknown.insert(dest) {
+                    continue;
+                }
+                if !self.in_cluster() {
                     self.stats.unknown_destinations += 1;
                     self.queue_text(sender, &format!("error: no such peer: {dest}\n"));
+                } else if !self.route_remote(sender, &name, dest, message.text) {
+                    self.stats.cluster.destinations_unavailable += 1;
+                    self.queue_text(sender, &format!("error: cluster unavailable: {dest}\n"));
                 }
                 continue;
             };
@@ -79,7 +85,7 @@ impl<T: Transport> Chat<T> {
 
     /// `from NAME: TEXT\n`, assembled in a reused buffer and copied once into its shared
     /// allocation.
-    fn format_message(&mut self, name: &str, text: &str) -> Rc<[u8]> {
+    pub(super) fn format_message(&mut self, name: &str, text: &str) -> Rc<[u8]> {
         let buf = &mut self.format_buf;
         buf.clear();
         for part in [b"from ", name.as_bytes(), b": ", text.as_bytes(), b"\n"] {

@@ -6,6 +6,7 @@
 //! | `connection.rs` | a TCP connection as a [`crate::Transport`] |
 //! | `layout.rs` | what each token of the server's share stands for |
 //! | `metrics.rs` | the `GET /metrics` endpoint: its listener and HTTP connections |
+//! | `redis.rs` | cluster mode's socket to Redis |
 //! | `listener.rs` | listening sockets with a large backlog |
 
 mod connection;
@@ -13,6 +14,8 @@ mod layout;
 mod listener;
 #[cfg(feature = "metrics")]
 mod metrics;
+#[cfg(feature = "cluster")]
+mod redis;
 mod server;
 
 pub use layout::METRICS_CONNECTIONS;

@@ -14,6 +14,8 @@ use super::connection::{Connection, Stream};
 use super::layout::{Layout, Source};
 #[cfg(feature = "metrics")]
 use super::metrics::MetricsEndpoint;
+#[cfg(feature = "cluster")]
+use super::redis::RedisSocket;
 use crate::chat::Chat;
 use crate::config::Config;
 use crate::stats::Stats;
@@ -122,6 +124,8 @@ pub struct Server {
     layout: Layout,
     #[cfg(feature = "metrics")]
     metrics: Option<MetricsEndpoint>,
+    #[cfg(feature = "cluster")]
+    redis: Option<RedisSocket>,
     /// Set while accepting is paused after running out of descriptors or memory.
     accept_paused_until: Option<Instant>,
     /// Set from an accept that failed for lack of resources until one succeeds: the episode
@@ -130,6 +134,8 @@ pub struct Server {
     state: State,
     /// Whether the late-timer warning was given.
     warned_late: bool,
+    /// The shutdown was forced: nothing is waited for any more.
+    forced: bool,
     /// The driver's own counters (accept pauses, loop turns, events); the core keeps the rest.
     counters: Stats,
 }
@@ -171,10 +177,13 @@ impl Server {
             layout,
             #[cfg(feature = "metrics")]
             metrics: None,
+            #[cfg(feature = "cluster")]
+            redis: None,
             accept_paused_until: None,
             accept_starved: false,
             state: State::Running,
             warned_late: false,
+            forced: false,
             counters: Stats::default(),
         })
     }
@@ -238,6 +247,32 @@ impl Server {
         Ok(self)
     }
 
+    /// Joins a cluster through the Redis of `config` (contract section 6): logins claim their
+    /// names there, and messages for names held on other nodes go through it. It takes one
+    /// more token of the share, after the listeners and the metrics endpoint. The connection is
+    /// made at the first turn, and made again by itself after a failure, with a back-off; until
+    /// the node has joined, logins are refused with `error: cluster unavailable`. Call before
+    /// [`Server::register`].
+    #[cfg(feature = "cluster")]
+    pub fn with_cluster(mut self, config: crate::cluster::ClusterConfig) -> io::Result<Server> {
+        self.layout.redis = true;
+        check_share(&self.layout, self.chat.config().max_conns)?;
+        let node = node_id(self.addrs.first().or(self.tls_addrs.first()));
+        let link = crate::cluster::ClusterLink::new(node, config.ttl, Instant::now());
+        self.chat.join_cluster(link);
+        self.redis = Some(RedisSocket::new(config.redis));
+        Ok(self)
+    }
+
+    /// The ID this node has in its cluster, if it is in one.
+    pub fn cluster_node(&self) -> Option<&str> {
+        #[cfg(feature = "cluster")]
+        if let Some(link) = self.chat.cluster() {
+            return Some(link.node());
+        }
+        None
+    }
+
     /// The metrics endpoint's address, with the port actually bound, if it has one.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         #[cfg(feature = "metrics")]
@@ -289,6 +324,14 @@ impl Server {
             State::ShuttingDown { deadline } => Some(deadline),
         };
         if self.chat.has_unread_input() {
+            return Some(Duration::ZERO);
+        }
+        #[cfg(feature = "cluster")]
+        if self
+            .redis
+            .as_ref()
+            .is_some_and(RedisSocket::has_unread_input)
+        {
             return Some(Duration::ZERO);
         }
         let now = Instant::now();
@@ -349,6 +392,7 @@ impl Server {
         }
         self.begin_shutdown(registry);
         self.chat.force_close_all();
+        self.forced = true;
         self.end_turn(registry, Instant::now());
     }
 
@@ -407,6 +451,12 @@ impl Server {
                     metrics.on_connection(registry, slot, &stats);
                 }
             }
+            #[cfg(feature = "cluster")]
+            Source::Redis => {
+                if let Some(redis) = &mut self.redis {
+                    redis.on_event(registry, event, &mut self.chat, now);
+                }
+            }
             _ => {}
         }
     }
@@ -455,8 +505,39 @@ impl Server {
             },
         );
         if self.state != State::Running && self.chat.is_empty() {
+            self.leave_cluster();
+        }
+        #[cfg(feature = "cluster")]
+        if let Some(redis) = &mut self.redis {
+            redis.end_turn(registry, &self.layout, &mut self.chat, now);
+        }
+        if self.state != State::Running && self.chat.is_empty() && self.has_left_cluster() {
+            #[cfg(feature = "cluster")]
+            if let Some(redis) = &mut self.redis {
+                redis.close(registry);
+            }
             self.state = State::Finished;
         }
+    }
+
+    /// Cluster mode, once the shutdown has closed every connection: the node's key is deleted
+    /// (its names were released as the shutdown began).
+    fn leave_cluster(&mut self) {
+        #[cfg(feature = "cluster")]
+        if let Some(link) = self.chat.cluster_mut() {
+            link.leave();
+        }
+    }
+
+    /// Whether the node is out of its cluster (or in none): its key deleted, or Redis out of
+    /// reach, or the shutdown forced.
+    fn has_left_cluster(&self) -> bool {
+        #[cfg(feature = "cluster")]
+        if let Some(link) = self.chat.cluster() {
+            let forced = matches!(self.state, State::ShuttingDown { deadline } if deadline <= Instant::now());
+            return link.has_left() || forced || self.forced;
+        }
+        true
     }
 
     fn warn_if_late(&mut self, now: Instant) {
@@ -584,4 +665,20 @@ fn out_of_resources(error: &io::Error) -> bool {
     [Errno::MFILE, Errno::NFILE, Errno::NOBUFS, Errno::NOMEM]
         .iter()
         .any(|errno| errno.raw_os_error() == code)
+}
+
+/// A node ID for this server: unique enough among the nodes of one cluster (the process, the
+/// time it started, the address it serves).
+#[cfg(feature = "cluster")]
+fn node_id(addr: Option<&SocketAddr>) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    if let Ok(since) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        hasher.write_u128(since.as_nanos());
+    }
+    if let Some(addr) = addr {
+        hasher.write(addr.to_string().as_bytes());
+    }
+    format!("{:016x}", hasher.finish())
 }

@@ -2,6 +2,7 @@
 //! clients over loopback TCP. Every wait is bounded so that a bug fails a test, not CI.
 #![allow(dead_code)]
 
+pub mod redis;
 pub mod tls;
 
 use std::io::{BufRead, BufReader, Read, Write};

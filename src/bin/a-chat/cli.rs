@@ -91,6 +91,14 @@ pub struct ServerArgs {
     /// Seconds a graceful shutdown waits for slow peers.
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
     pub shutdown_timeout: Duration,
+    /// Join a cluster through the Redis server at URL (redis://HOST:PORT): peers on every node
+    /// chat with each other, and names are unique across the nodes.
+    #[arg(long, value_name = "URL", value_parser = parse_cluster_url)]
+    pub cluster: Option<a_chat::ClusterConfig>,
+    /// With --cluster: seconds a node's names outlive it, and that a node cut off from Redis
+    /// keeps its peers.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs, requires = "cluster")]
+    pub cluster_ttl: Duration,
     /// Serve the counters at http://ADDR/metrics (Prometheus text format), from the same loop.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
@@ -98,6 +106,10 @@ pub struct ServerArgs {
     /// evictions) every SECS seconds [default: off].
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     pub stats_interval: Option<Duration>,
+}
+
+fn parse_cluster_url(url: &str) -> Result<a_chat::ClusterConfig, String> {
+    a_chat::ClusterConfig::from_url(url)
 }
 
 #[cfg(test)]

@@ -52,6 +52,23 @@ pub fn run(args: ServerArgs) -> io::Result<ExitCode> {
     if let Some(addr) = args.metrics {
         server = server.with_metrics(bind_listener(addr)?)?;
     }
+    if let Some(cluster) = args.cluster.clone() {
+        let ttl = args.cluster_ttl;
+        if ttl.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "--cluster-ttl must be above 0",
+            ));
+        }
+        server = server.with_cluster(a_chat::ClusterConfig { ttl, ..cluster })?;
+        info!(
+            "cluster: node {} joins through redis://{} (ttl {ttl:?})",
+            server.cluster_node().unwrap_or("?"),
+            args.cluster
+                .as_ref()
+                .map_or(String::new(), |c| c.redis.to_string())
+        );
+    }
     let mut stdout = io::stdout().lock();
     for addr in server.local_addrs() {
         writeln!(stdout, "listening on {addr}")?;

@@ -1,0 +1,268 @@
+//! The core's side of cluster mode: the link to Redis (`src/cluster/`) is fed by the driver
+//! through these calls, and what it reports is applied to the connections here: logins
+//! answered, messages from other nodes queued (or bounced), notices for messages that could
+//! not be handed to a node, and the peers a lost hold or a lost name sends away. Without the
+//! `cluster` feature, the hooks the rest of the core calls are no-ops.
+
+use std::rc::Rc;
+use std::time::Instant;
+
+use super::{Chat, Transport};
+
+/// How a login's claim started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+pub(super) enum ClaimStart {
+    /// A single node: the name is free once no local peer holds it.
+    NoCluster,
+    /// Redis was asked; its answer comes as an event.
+    Sent,
+    /// Redis cannot be asked now.
+    Unavailable,
+}
+
+#[cfg(not(feature = "cluster"))]
+impl<T: Transport> Chat<T> {
+    pub(super) fn start_claim(&mut self, _key: usize, _name: &Rc<str>) -> ClaimStart {
+        ClaimStart::NoCluster
+    }
+
+    pub(super) fn in_cluster(&self) -> bool {
+        false
+    }
+
+    pub(super) fn route_remote(&mut self, _: usize, _: &str, _: &str, _: &str) -> bool {
+        false
+    }
+
+    pub(super) fn release_name(&mut self, _name: &Rc<str>) {}
+
+    pub(super) fn cluster_end_turn(&mut self, _now: Instant) {}
+
+    pub(super) fn cluster_flush(&mut self) {}
+
+    pub(super) fn cluster_deadline(&self) -> Option<Instant> {
+        None
+    }
+
+    pub(super) fn cluster_stats(&self, stats: &mut crate::stats::Stats) {
+        let _ = stats;
+    }
+}
+
+#[cfg(feature = "cluster")]
+use super::peer::{CloseReason, Phase};
+#[cfg(feature = "cluster")]
+use crate::cluster::{ClusterLink, Event, Undelivered, Who};
+#[cfg(feature = "cluster")]
+use crate::parse::LineError;
+
+#[cfg(feature = "cluster")]
+impl<T: Transport> Chat<T> {
+    /// Claims `name` for the login `key`.
+    pub(super) fn start_claim(&mut self, key: usize, name: &Rc<str>) -> ClaimStart {
+        let who = Who {
+            key,
+            generation: self.peers[key].generation,
+        };
+        match &mut self.cluster {
+            None => ClaimStart::NoCluster,
+            Some(link) => {
+                if link.claim(who, name.clone()) {
+                    ClaimStart::Sent
+                } else {
+                    ClaimStart::Unavailable
+                }
+            }
+        }
+    }
+
+    /// Whether this is a node of a cluster.
+    pub(super) fn in_cluster(&self) -> bool {
+        self.cluster.is_some()
+    }
+
+    /// The link's timers, at the end of a turn.
+    pub(super) fn cluster_end_turn(&mut self, now: Instant) {
+        let has_names = !self.directory.is_empty();
+        if let Some(link) = &mut self.cluster {
+            link.on_timer(now, has_names);
+        }
+        self.apply_cluster_events(now);
+    }
+
+    /// What this turn has for Redis, encoded: the driver writes it in one write.
+    pub(super) fn cluster_flush(&mut self) {
+        if let Some(link) = &mut self.cluster {
+            link.flush();
+        }
+    }
+
+    /// When the link has something to do.
+    pub(super) fn cluster_deadline(&self) -> Option<Instant> {
+        self.cluster.as_ref().and_then(ClusterLink::next_deadline)
+    }
+
+    /// The cluster's counters into `stats`: the link's and the core's.
+    pub(super) fn cluster_stats(&self, stats: &mut crate::stats::Stats) {
+        if let Some(link) = &self.cluster {
+            let core = self.stats.cluster;
+            stats.cluster = crate::stats::ClusterStats {
+                messages_received: core.messages_received,
+                destinations_unavailable: core.destinations_unavailable,
+                logins_unavailable: core.logins_unavailable,
+                ..link.stats
+            };
+        }
+    }
+
+    /// Joins a cluster through `link` (before any connection is accepted).
+    pub(crate) fn join_cluster(&mut self, link: ClusterLink) {
+        self.cluster = Some(link);
+    }
+
+    /// The link to Redis, in cluster mode.
+    pub(crate) fn cluster(&self) -> Option<&ClusterLink> {
+        self.cluster.as_ref()
+    }
+
+    /// The link to Redis, in cluster mode.
+    pub(crate) fn cluster_mut(&mut self) -> Option<&mut ClusterLink> {
+        self.cluster.as_mut()
+    }
+
+    /// The driver connected to Redis: the link queues its first requests, the names of every
+    /// peer logged in here among them.
+    pub(crate) fn on_cluster_connected(&mut self, now: Instant) {
+        if let Some(link) = &mut self.cluster {
+            link.on_connected(now, self.directory.keys());
+        }
+    }
+
+    /// Bytes from Redis; an error means the driver must drop the connection.
+    pub(crate) fn on_cluster_input(&mut self, bytes: &[u8], now: Instant) -> Result<(), String> {
+        let Some(link) = &mut self.cluster else {
+            return Ok(());
+        };
+        let result = link.on_input(bytes, now);
+        self.apply_cluster_events(now);
+        result
+    }
+
+    /// The connection to Redis broke (or could not be made).
+    pub(crate) fn on_cluster_disconnected(&mut self, now: Instant) {
+        if let Some(link) = &mut self.cluster {
+            link.on_disconnected(now);
+        }
+        self.apply_cluster_events(now);
+    }
+
+    /// Routes TEXT from the logged-in `sender` to `dest`, a name not held here. Returns
+    /// whether Redis could be asked; the answer comes as an event if it is news for the
+    /// sender.
+    pub(super) fn route_remote(
+        &mut self,
+        sender: usize,
+        name: &str,
+        dest: &str,
+        text: &str,
+    ) -> bool {
+        let who = Who {
+            key: sender,
+            generation: self.peers[sender].generation,
+        };
+        self.cluster
+            .as_mut()
+            .is_some_and(|link| link.route(who, name, dest, text))
+    }
+
+    /// Gives the name of a peer that leaves back to the cluster.
+    pub(super) fn release_name(&mut self, name: &Rc<str>) {
+        if let Some(link) = &mut self.cluster {
+            link.release(name.clone());
+        }
+    }
+
+    fn apply_cluster_events(&mut self, now: Instant) {
+        let Some(link) = &mut self.cluster else {
+            return;
+        };
+        for event in link.take_events() {
+            match event {
+                Event::Claim { who, name, outcome } => self.on_claimed(who, name, outcome, now),
+                Event::NameLost { name } => {
+                    if let Some(&key) = self.directory.get(name.as_str()) {
+                        log::warn!(
+                            "#{key} {name}: another node took this name while Redis was away"
+                        );
+                        self.stats.lines_rejected[LineError::NameTaken.index()] += 1;
+                        if self.queue_text(key, LineError::NameTaken.notice()) {
+                            self.begin_close(key, CloseReason::Rejected(LineError::NameTaken), now);
+                        }
+                    }
+                }
+                Event::Route { who, dest, outcome } => {
+                    let current = self.peers.get(who.key).is_some_and(|peer| {
+                        peer.generation == who.generation && matches!(peer.phase, Phase::Chatting)
+                    });
+                    if current {
+                        self.undelivered(who.key, &dest, outcome);
+                    }
+                }
+                Event::Message {
+                    origin,
+                    sender,
+                    dest,
+                    text,
+                } => match self.directory.get(dest.as_str()) {
+                    Some(&key) => {
+                        let bytes = self.format_message(&sender, &text);
+                        let charge = bytes.len();
+                        if self.queue(key, bytes, charge) {
+                            self.stats.messages_routed += 1;
+                            self.stats.cluster.messages_received += 1;
+                        }
+                    }
+                    None => {
+                        if let Some(link) = &mut self.cluster {
+                            link.bounce(&origin, &sender, &dest);
+                        }
+                    }
+                },
+                Event::Bounce { sender, dest } => {
+                    if let Some(&key) = self.directory.get(sender.as_str()) {
+                        self.undelivered(key, &dest, Undelivered::NoSuchPeer);
+                    }
+                }
+                Event::HoldLost => {
+                    let active: Vec<usize> = self
+                        .peers
+                        .iter()
+                        .filter(|(_, peer)| peer.phase.is_active())
+                        .map(|(key, _)| key)
+                        .collect();
+                    for key in active {
+                        if self.queue_text(key, "error: cluster unavailable\n") {
+                            self.begin_close(key, CloseReason::ClusterUnavailable, now);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Tells `sender` that its message to `dest` was not handed to anyone.
+    fn undelivered(&mut self, sender: usize, dest: &str, outcome: Undelivered) {
+        let notice = match outcome {
+            Undelivered::NoSuchPeer => {
+                self.stats.unknown_destinations += 1;
+                format!("error: no such peer: {dest}\n")
+            }
+            Undelivered::Unavailable => {
+                self.stats.cluster.destinations_unavailable += 1;
+                format!("error: cluster unavailable: {dest}\n")
+            }
+        };
+        self.queue_text(sender, &notice);
+    }
+}

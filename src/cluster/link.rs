@@ -1,0 +1,655 @@
+//! A node's link to Redis, without IO: the connection's life (connect, back-off, reconnect),
+//! the requests in flight matched to their replies in order, the turn's work encoded into one
+//! write (releases, claims, routed records, bounces: each a batch), the node's hold on its
+//! names (renewed a third of the TTL apart, lapsed after the TTL by the node's own clock), and
+//! the events the chat core acts on.
+
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use log::{info, warn};
+
+use super::records::{self, Record};
+use super::resp::{self, Frame};
+use super::scripts;
+use crate::stats::ClusterStats;
+
+/// The first wait before connecting again; it doubles up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Records per `EVAL` at most (one write may hold several).
+const BATCH: usize = 512;
+
+/// Bytes waiting for Redis past which new work is refused as "unavailable": Redis does not
+/// keep up, and the queue must not grow without bound.
+const MAX_OUTPUT: usize = 16 << 20;
+
+/// A local connection, as the link names it in its events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Who {
+    pub(crate) key: usize,
+    pub(crate) generation: u64,
+}
+
+/// The answer to a login's claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Claimed {
+    Yes,
+    /// Another node's peer holds the name.
+    Taken,
+    /// No answer from Redis (or the cluster recovers from a Redis restart).
+    Unavailable,
+}
+
+/// What a routed message came to, when it is news for its sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Undelivered {
+    NoSuchPeer,
+    Unavailable,
+}
+
+/// What the core must act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Event {
+    Claim {
+        who: Who,
+        name: Rc<str>,
+        outcome: Claimed,
+    },
+    /// After a reconnect, another node held a name of one of this node's peers.
+    NameLost { name: String },
+    /// A message from `who` to `dest` was not handed to a node.
+    Route {
+        who: Who,
+        dest: Box<str>,
+        outcome: Undelivered,
+    },
+    /// A message from another node for a peer here.
+    Message {
+        origin: String,
+        sender: String,
+        dest: String,
+        text: String,
+    },
+    /// A message from `sender` here to `dest` found no peer at the node that held the name.
+    Bounce { sender: String, dest: String },
+    /// The hold on the names lapsed (no renewal for the TTL): every peer must go.
+    HoldLost,
+}
+
+/// A request sent on the current connection, waiting for its reply.
+#[derive(Debug)]
+enum Request {
+    Hello,
+    Subscribe,
+    Hold {
+        sent_at: Instant,
+    },
+    /// Claims for logins.
+    Claim {
+        names: Vec<(Who, Rc<str>)>,
+    },
+    /// Claims of the names of peers already logged in, after a reconnect.
+    Reclaim {
+        names: Vec<Rc<str>>,
+    },
+    Release,
+    Route {
+        to: Vec<(Who, Box<str>)>,
+    },
+    Publish,
+    Leave,
+}
+
+/// The connection's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Conn {
+    /// No connection; the next attempt at `retry_at`.
+    Down {
+        retry_at: Instant,
+    },
+    /// The driver is connecting.
+    Connecting,
+    Up,
+}
+
+/// The link of one node.
+#[derive(Debug)]
+pub(crate) struct ClusterLink {
+    /// This node's ID (random, per start).
+    node: String,
+    ttl: Duration,
+    conn: Conn,
+    backoff: Duration,
+    /// Connections made so far.
+    connections: u64,
+    pending: VecDeque<Request>,
+    /// Encoded requests not yet taken by the driver.
+    out: Vec<u8>,
+    /// Bytes from Redis not decoded yet.
+    input: Vec<u8>,
+    /// The turn's batches.
+    releases: Vec<Rc<str>>,
+    claims: Vec<(Who, Rc<str>)>,
+    routes: Vec<(Who, Box<str>)>,
+    /// The records of `routes`, back to back; `record_ends[i]` is where record `i` ends.
+    route_records: Vec<u8>,
+    record_ends: Vec<usize>,
+    bounces: Vec<(String, Vec<u8>)>,
+    /// Until when the node holds its names (the last renewal's send time plus the TTL).
+    held_until: Option<Instant>,
+    next_heartbeat: Option<Instant>,
+    /// The node's key was deleted: it left the cluster.
+    left: bool,
+    leaving: bool,
+    events: Vec<Event>,
+    pub(crate) stats: ClusterStats,
+}
+
+impl ClusterLink {
+    pub(crate) fn new(node: String, ttl: Duration, now: Instant) -> Self {
+        ClusterLink {
+            node,
+            ttl,
+            conn: Conn::Down { retry_at: now },
+            backoff: MIN_BACKOFF,
+            connections: 0,
+            pending: VecDeque::new(),
+            out: Vec::new(),
+            input: Vec::new(),
+            releases: Vec::new(),
+            claims: Vec::new(),
+            routes: Vec::new(),
+            route_records: Vec::new(),
+            record_ends: Vec::new(),
+            bounces: Vec::new(),
+            held_until: None,
+            next_heartbeat: None,
+            left: false,
+            leaving: false,
+            events: Vec::new(),
+            stats: ClusterStats {
+                enabled: true,
+                ..ClusterStats::default()
+            },
+        }
+    }
+
+    /// This node's ID.
+    pub(crate) fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Whether logins and remote messages can go through Redis now: connected, holding.
+    pub(crate) fn is_available(&self) -> bool {
+        self.conn == Conn::Up && self.held_until.is_some() && self.out.len() < MAX_OUTPUT
+    }
+
+    /// Whether the driver should open a connection now.
+    pub(crate) fn wants_connection(&self, now: Instant) -> bool {
+        !self.left && matches!(self.conn, Conn::Down { retry_at } if retry_at <= now)
+    }
+
+    /// The driver started connecting.
+    pub(crate) fn on_connecting(&mut self) {
+        self.conn = Conn::Connecting;
+    }
+
+    /// The connection is up: the first requests (RESP3, the node's channel, its hold, the
+    /// releases that waited, the reclaim of `names`) are queued.
+    pub(crate) fn on_connected<'a>(
+        &mut self,
+        now: Instant,
+        names: impl Iterator<Item = &'a Rc<str>>,
+    ) {
+        self.conn = Conn::Up;
+        self.connections += 1;
+        if self.connections > 1 {
+            self.stats.reconnects += 1;
+            info!("cluster: reconnected to Redis");
+        }
+        self.out.clear();
+        self.input.clear();
+        resp::encode_command(&mut self.out, &[b"HELLO", b"3"]);
+        self.pending.push_back(Request::Hello);
+        let channel = format!("{}{}", scripts::NODE_CHANNEL, self.node);
+        resp::encode_command(&mut self.out, &[b"SUBSCRIBE", channel.as_bytes()]);
+        self.pending.push_back(Request::Subscribe);
+        let names: Vec<Rc<str>> = names.cloned().collect();
+        self.send_hold(now, !names.is_empty());
+        self.encode_releases();
+        for chunk in names.chunks(BATCH) {
+            self.encode_claims(chunk.iter().map(|name| &**name), b"again");
+            self.pending.push_back(Request::Reclaim {
+                names: chunk.to_vec(),
+            });
+        }
+    }
+
+    /// The connection broke (or could not be made, or Redis broke the protocol): what waited
+    /// for an answer is failed, and a new attempt is planned after the back-off.
+    pub(crate) fn on_disconnected(&mut self, now: Instant) {
+        if self.conn == Conn::Up {
+            warn!("cluster: lost the connection to Redis");
+        }
+        self.conn = Conn::Down {
+            retry_at: now + self.backoff,
+        };
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        self.out.clear();
+        self.input.clear();
+        self.next_heartbeat = None;
+        self.stats.connected = false;
+        for request in std::mem::take(&mut self.pending) {
+            self.fail(request);
+        }
+        for (who, name) in std::mem::take(&mut self.claims) {
+            self.events.push(Event::Claim {
+                who,
+                name,
+                outcome: Claimed::Unavailable,
+            });
+        }
+        let routes = std::mem::take(&mut self.routes);
+        self.fail(Request::Route { to: routes });
+        self.route_records.clear();
+        self.record_ends.clear();
+        self.bounces.clear();
+        if self.leaving {
+            self.left = true;
+        }
+    }
+
+    fn fail(&mut self, request: Request) {
+        match request {
+            Request::Claim { names } => {
+                for (who, name) in names {
+                    self.events.push(Event::Claim {
+                        who,
+                        name,
+                        outcome: Claimed::Unavailable,
+                    });
+                }
+            }
+            Request::Route { to } => {
+                for (who, dest) in to {
+                    self.events.push(Event::Route {
+                        who,
+                        dest,
+                        outcome: Undelivered::Unavailable,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Bytes from Redis. An error means the connection must be dropped (and made again).
+    pub(crate) fn on_input(&mut self, bytes: &[u8], now: Instant) -> Result<(), String> {
+        self.input.extend_from_slice(bytes);
+        let mut at = 0;
+        let result = loop {
+            match resp::decode_frame(&self.input[at..]) {
+                Ok(Some((frame, used))) => {
+                    at += used;
+                    if let Err(e) = self.on_frame(frame, now) {
+                        break Err(e);
+                    }
+                }
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(format!("undecodable reply: {e}")),
+            }
+        };
+        self.input.drain(..at);
+        result
+    }
+
+    fn on_frame(&mut self, frame: Frame, now: Instant) -> Result<(), String> {
+        if let Frame::Push(parts) = &frame {
+            match parts.first().map(Vec::as_slice) {
+                Some(b"message") if parts.len() == 3 => {
+                    self.on_channel_message(&parts[2]);
+                    return Ok(());
+                }
+                Some(b"subscribe") if matches!(self.pending.front(), Some(Request::Subscribe)) => {}
+                // Other pushes (invalidations, and the like) are not for us.
+                _ => return Ok(()),
+            }
+        }
+        let Some(request) = self.pending.pop_front() else {
+            return Err(format!("a reply no request waits for: {frame:?}"));
+        };
+        let reply = match frame {
+            Frame::Error(error) => {
+                warn!("cluster: Redis answered {request:?} with an error: {error}");
+                if matches!(request, Request::Hello) {
+                    return Err(format!(
+                        "HELLO 3 refused (Redis 6 or later is needed): {error}"
+                    ));
+                }
+                self.fail(request);
+                return Ok(());
+            }
+            Frame::Push(_) => None,
+            Frame::Reply(reply) => Some(reply),
+        };
+        let unexpected = || format!("an unexpected reply to {request:?}: {reply:?}");
+        match &request {
+            Request::Hello | Request::Release | Request::Publish => {}
+            Request::Subscribe => {
+                if reply.is_some() {
+                    return Err(unexpected());
+                }
+            }
+            Request::Hold { sent_at } => {
+                let existed = reply
+                    .as_ref()
+                    .and_then(resp::integer)
+                    .ok_or_else(unexpected)?;
+                if self.held_until.is_none() {
+                    info!(
+                        "cluster: joined as node {} ({} hold)",
+                        self.node,
+                        if existed == 1 { "kept its" } else { "a new" }
+                    );
+                }
+                self.held_until = Some(*sent_at + self.ttl);
+                self.backoff = MIN_BACKOFF;
+            }
+            Request::Claim { names } => {
+                let outcomes = reply
+                    .as_ref()
+                    .and_then(|r| resp::integers(r, names.len()))
+                    .ok_or_else(unexpected)?;
+                let Request::Claim { names } = request else {
+                    unreachable!("matched above");
+                };
+                for ((who, name), outcome) in names.into_iter().zip(outcomes) {
+                    let outcome = match outcome {
+                        1 => Claimed::Yes,
+                        0 => Claimed::Taken,
+                        _ => Claimed::Unavailable,
+                    };
+                    self.events.push(Event::Claim { who, name, outcome });
+                }
+            }
+            Request::Reclaim { names } => {
+                let outcomes = reply
+                    .as_ref()
+                    .and_then(|r| resp::integers(r, names.len()))
+                    .ok_or_else(unexpected)?;
+                for (name, outcome) in names.iter().zip(outcomes) {
+                    if outcome == 0 {
+                        self.events.push(Event::NameLost {
+                            name: name.to_string(),
+                        });
+                    }
+                }
+            }
+            Request::Route { to } => {
+                let outcomes = reply
+                    .as_ref()
+                    .and_then(|r| resp::integers(r, to.len()))
+                    .ok_or_else(unexpected)?;
+                let Request::Route { to } = request else {
+                    unreachable!("matched above");
+                };
+                for ((who, dest), outcome) in to.into_iter().zip(outcomes) {
+                    let outcome = match outcome {
+                        1 => {
+                            self.stats.messages_sent += 1;
+                            continue;
+                        }
+                        0 => Undelivered::NoSuchPeer,
+                        _ => Undelivered::Unavailable,
+                    };
+                    self.events.push(Event::Route { who, dest, outcome });
+                }
+            }
+            Request::Leave => self.left = true,
+        }
+        let _ = now;
+        Ok(())
+    }
+
+    fn on_channel_message(&mut self, payload: &[u8]) {
+        for record in records::parse_records(payload) {
+            match record {
+                Ok(Record::Message {
+                    origin,
+                    sender,
+                    dest,
+                    text,
+                }) => self.events.push(Event::Message {
+                    origin: origin.into(),
+                    sender: sender.into(),
+                    dest: dest.into(),
+                    text: text.into(),
+                }),
+                Ok(Record::Bounce { sender, dest }) => self.events.push(Event::Bounce {
+                    sender: sender.into(),
+                    dest: dest.into(),
+                }),
+                Err(line) => warn!(
+                    "cluster: dropped a record that does not parse: {:?}",
+                    String::from_utf8_lossy(line)
+                ),
+            }
+        }
+    }
+
+    /// The events since the last call.
+    pub(crate) fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// The earliest time the link has something to do: connect again, renew the hold, or
+    /// find that the hold lapsed.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        let retry = match self.conn {
+            Conn::Down { retry_at } if !self.left => Some(retry_at),
+            _ => None,
+        };
+        [retry, self.next_heartbeat, self.held_until]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Runs the link's timers: the hold's renewal, and its lapse.
+    pub(crate) fn on_timer(&mut self, now: Instant, has_names: bool) {
+        if self.conn == Conn::Up && !self.leaving && self.next_heartbeat.is_some_and(|at| at <= now)
+        {
+            self.send_hold(now, has_names);
+        }
+        if self.held_until.is_some_and(|until| until <= now) {
+            warn!(
+                "cluster: the hold on this node's names lapsed ({:?} without a renewal)",
+                self.ttl
+            );
+            self.held_until = None;
+            self.events.push(Event::HoldLost);
+        }
+    }
+
+    fn send_hold(&mut self, now: Instant, has_names: bool) {
+        let key = format!("{}{}", scripts::NODE_KEY, self.node);
+        let ttl = self.ttl.as_millis().max(1).to_string();
+        let has_names: &[u8] = if has_names { b"1" } else { b"0" };
+        resp::encode_command(
+            &mut self.out,
+            &[
+                b"EVAL",
+                scripts::HOLD.as_bytes(),
+                b"1",
+                key.as_bytes(),
+                ttl.as_bytes(),
+                has_names,
+            ],
+        );
+        self.pending.push_back(Request::Hold { sent_at: now });
+        self.next_heartbeat = Some(now + self.ttl / 3);
+    }
+
+    /// Asks for `name` for the login `who`; `false` if Redis cannot be asked now.
+    pub(crate) fn claim(&mut self, who: Who, name: Rc<str>) -> bool {
+        if !self.is_available() || self.leaving {
+            return false;
+        }
+        self.claims.push((who, name));
+        true
+    }
+
+    /// Gives `name` back (its peer left). While disconnected, it is given back after the next
+    /// connect.
+    pub(crate) fn release(&mut self, name: Rc<str>) {
+        self.releases.push(name);
+    }
+
+    /// Routes TEXT from `sender` (connection `who`) to `dest` on another node; `false` if Redis
+    /// cannot be asked now.
+    pub(crate) fn route(&mut self, who: Who, sender: &str, dest: &str, text: &str) -> bool {
+        if !self.is_available() {
+            return false;
+        }
+        records::write_message(&mut self.route_records, &self.node, sender, dest, text);
+        self.record_ends.push(self.route_records.len());
+        self.routes.push((who, dest.into()));
+        true
+    }
+
+    /// Tells node `origin` that its peer `sender`'s message to `dest` found no peer here.
+    pub(crate) fn bounce(&mut self, origin: &str, sender: &str, dest: &str) {
+        if self.conn != Conn::Up {
+            return;
+        }
+        let index = match self.bounces.iter().position(|(node, _)| node == origin) {
+            Some(index) => index,
+            None => {
+                self.bounces.push((origin.to_string(), Vec::new()));
+                self.bounces.len() - 1
+            }
+        };
+        records::write_bounce(&mut self.bounces[index].1, sender, dest);
+    }
+
+    /// The node leaves: its key is deleted (its names are free at once, whatever is left of
+    /// them). [`ClusterLink::has_left`] says when it is done.
+    pub(crate) fn leave(&mut self) {
+        if self.leaving {
+            return;
+        }
+        self.leaving = true;
+        self.next_heartbeat = None;
+        if self.conn != Conn::Up {
+            self.left = true;
+            return;
+        }
+        let key = format!("{}{}", scripts::NODE_KEY, self.node);
+        resp::encode_command(&mut self.out, &[b"DEL", key.as_bytes()]);
+        self.pending.push_back(Request::Leave);
+    }
+
+    /// Whether the node is out of the cluster (its key deleted, or Redis out of reach).
+    pub(crate) fn has_left(&self) -> bool {
+        self.left
+    }
+
+    /// Encodes the turn's batches; what it writes is [`ClusterLink::output`].
+    pub(crate) fn flush(&mut self) {
+        if self.conn != Conn::Up {
+            return;
+        }
+        self.encode_releases();
+        let claims = std::mem::take(&mut self.claims);
+        for chunk in claims.chunks(BATCH) {
+            self.encode_claims(chunk.iter().map(|(_, name)| &**name), b"new");
+            self.pending.push_back(Request::Claim {
+                names: chunk.to_vec(),
+            });
+        }
+        self.encode_routes();
+        for (origin, payload) in std::mem::take(&mut self.bounces) {
+            let channel = format!("{}{origin}", scripts::NODE_CHANNEL);
+            resp::encode_command(&mut self.out, &[b"PUBLISH", channel.as_bytes(), &payload]);
+            self.pending.push_back(Request::Publish);
+        }
+        self.stats.connected = self.is_available();
+    }
+
+    fn encode_releases(&mut self) {
+        if self.conn != Conn::Up || self.releases.is_empty() {
+            return;
+        }
+        let releases = std::mem::take(&mut self.releases);
+        for chunk in releases.chunks(BATCH) {
+            let keys: Vec<String> = chunk
+                .iter()
+                .map(|name| format!("{}{name}", scripts::NAME_KEY))
+                .collect();
+            let count = keys.len().to_string();
+            let mut args: Vec<&[u8]> = vec![b"EVAL", scripts::RELEASE.as_bytes(), count.as_bytes()];
+            args.extend(keys.iter().map(|key| key.as_bytes()));
+            args.push(self.node.as_bytes());
+            resp::encode_command(&mut self.out, &args);
+            self.pending.push_back(Request::Release);
+        }
+    }
+
+    fn encode_claims<'a>(&mut self, names: impl Iterator<Item = &'a str>, mode: &[u8]) {
+        let keys: Vec<String> = names
+            .map(|name| format!("{}{name}", scripts::NAME_KEY))
+            .collect();
+        let count = keys.len().to_string();
+        let mut args: Vec<&[u8]> = vec![b"EVAL", scripts::CLAIM.as_bytes(), count.as_bytes()];
+        args.extend(keys.iter().map(|key| key.as_bytes()));
+        args.push(self.node.as_bytes());
+        args.push(mode);
+        resp::encode_command(&mut self.out, &args);
+    }
+
+    fn encode_routes(&mut self) {
+        let routes = std::mem::take(&mut self.routes);
+        let records = std::mem::take(&mut self.route_records);
+        let ends = std::mem::take(&mut self.record_ends);
+        let mut start = 0;
+        for (chunk, chunk_ends) in routes.chunks(BATCH).zip(ends.chunks(BATCH)) {
+            let keys: Vec<String> = chunk
+                .iter()
+                .map(|(_, dest)| format!("{}{dest}", scripts::NAME_KEY))
+                .collect();
+            let count = keys.len().to_string();
+            let mut args: Vec<&[u8]> = vec![b"EVAL", scripts::ROUTE.as_bytes(), count.as_bytes()];
+            args.extend(keys.iter().map(|key| key.as_bytes()));
+            for &end in chunk_ends {
+                args.push(&records[start..end]);
+                start = end;
+            }
+            resp::encode_command(&mut self.out, &args);
+            self.pending
+                .push_back(Request::Route { to: chunk.to_vec() });
+        }
+        // Keep the buffers' memory for the next turn's records.
+        let mut records = records;
+        records.clear();
+        self.route_records = records;
+        let mut ends = ends;
+        ends.clear();
+        self.record_ends = ends;
+    }
+
+    /// Encoded requests for Redis, not written yet.
+    pub(crate) fn output(&self) -> &[u8] {
+        &self.out
+    }
+
+    /// The driver wrote the first `n` bytes of [`ClusterLink::output`].
+    pub(crate) fn consumed(&mut self, n: usize) {
+        self.out.drain(..n);
+        if self.out.is_empty() && self.out.capacity() > 64 * 1024 {
+            self.out = Vec::new();
+        }
+    }
+}

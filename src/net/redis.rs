@@ -1,0 +1,229 @@
+//! The driver's side of cluster mode: the socket to Redis as one more source on the loop. It
+//! connects (without blocking) when the link asks, feeds what it reads to the core, writes what
+//! the turn queued in one write, and drops the connection when the link finds it broken.
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use log::{debug, warn};
+use mio::event::Event;
+use mio::net::TcpStream;
+use mio::{Interest, Registry};
+
+use super::connection::Connection;
+use super::layout::{Layout, Source};
+use crate::chat::Chat;
+
+/// Bytes read from Redis per turn before the chat's connections get theirs.
+const READ_BUDGET: usize = 1 << 20;
+
+/// The connection to Redis, if there is one.
+#[derive(Debug)]
+pub(super) struct RedisSocket {
+    addr: SocketAddr,
+    stream: Option<TcpStream>,
+    /// The connect is under way.
+    connecting: bool,
+    /// Whether `WRITABLE` is in the registered interest.
+    writable: bool,
+    /// The last read stopped at the budget, not at `WouldBlock`.
+    unread: bool,
+    scratch: Vec<u8>,
+}
+
+impl RedisSocket {
+    pub(super) fn new(addr: SocketAddr) -> Self {
+        RedisSocket {
+            addr,
+            stream: None,
+            connecting: false,
+            writable: false,
+            unread: false,
+            scratch: vec![0; 64 * 1024],
+        }
+    }
+
+    /// Whether input is waiting that no new readiness edge will announce.
+    pub(super) fn has_unread_input(&self) -> bool {
+        self.unread
+    }
+
+    /// A readiness event of the socket.
+    pub(super) fn on_event(
+        &mut self,
+        registry: &Registry,
+        event: &Event,
+        chat: &mut Chat<Connection>,
+        now: Instant,
+    ) {
+        if self.connecting {
+            if !(event.is_writable() || event.is_error() || event.is_write_closed()) {
+                return;
+            }
+            match self.finish_connect() {
+                Ok(false) => return,
+                Ok(true) => {
+                    debug!("cluster: connected to {}", self.addr);
+                    self.connecting = false;
+                    chat.on_cluster_connected(now);
+                }
+                Err(e) => {
+                    warn!("cluster: cannot connect to {}: {e}", self.addr);
+                    return self.drop_connection(registry, chat, now);
+                }
+            }
+        }
+        if event.is_readable() || event.is_read_closed() || event.is_error() {
+            self.read(registry, chat, now);
+        }
+    }
+
+    /// The turn's end: input left over, a connection to make, and the turn's requests to
+    /// write (in one write).
+    pub(super) fn end_turn(
+        &mut self,
+        registry: &Registry,
+        layout: &Layout,
+        chat: &mut Chat<Connection>,
+        now: Instant,
+    ) {
+        if self.unread {
+            self.read(registry, chat, now);
+        }
+        let Some(link) = chat.cluster_mut() else {
+            return;
+        };
+        if self.stream.is_none() && link.wants_connection(now) {
+            link.on_connecting();
+            if let Err(e) = self.connect(registry, layout) {
+                warn!("cluster: cannot connect to {}: {e}", self.addr);
+                chat.on_cluster_disconnected(now);
+                return;
+            }
+        }
+        if self.connecting {
+            return;
+        }
+        if let Err(e) = self.write(chat) {
+            warn!("cluster: writing to Redis failed: {e}");
+            return self.drop_connection(registry, chat, now);
+        }
+        if let Err(e) = self.sync_interest(registry, layout, chat) {
+            warn!("cluster: cannot register the Redis connection: {e}");
+            self.drop_connection(registry, chat, now);
+        }
+    }
+
+    /// Closes the connection (the node has left, or the server is finished).
+    pub(super) fn close(&mut self, registry: &Registry) {
+        if let Some(mut stream) = self.stream.take() {
+            let _ = registry.deregister(&mut stream);
+        }
+        self.connecting = false;
+        self.unread = false;
+    }
+
+    fn connect(&mut self, registry: &Registry, layout: &Layout) -> io::Result<()> {
+        let mut stream = TcpStream::connect(self.addr)?;
+        let token = layout.token(Source::Redis).expect("the layout holds Redis");
+        registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
+        let _ = stream.set_nodelay(true);
+        self.stream = Some(stream);
+        self.connecting = true;
+        self.writable = true;
+        Ok(())
+    }
+
+    /// `Ok(true)` once connected, `Ok(false)` while under way.
+    fn finish_connect(&mut self) -> io::Result<bool> {
+        let Some(stream) = &self.stream else {
+            return Err(io::ErrorKind::NotConnected.into());
+        };
+        if let Some(error) = stream.take_error()? {
+            return Err(error);
+        }
+        match stream.peer_addr() {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn read(&mut self, registry: &Registry, chat: &mut Chat<Connection>, now: Instant) {
+        self.unread = false;
+        let mut total = 0;
+        loop {
+            let Some(stream) = &mut self.stream else {
+                return;
+            };
+            if total >= READ_BUDGET {
+                self.unread = true;
+                return;
+            }
+            match stream.read(&mut self.scratch) {
+                Ok(0) => {
+                    warn!("cluster: Redis closed the connection");
+                    return self.drop_connection(registry, chat, now);
+                }
+                Ok(n) => {
+                    total += n;
+                    if let Err(e) = chat.on_cluster_input(&self.scratch[..n], now) {
+                        warn!("cluster: dropping the connection to Redis: {e}");
+                        return self.drop_connection(registry, chat, now);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    warn!("cluster: reading from Redis failed: {e}");
+                    return self.drop_connection(registry, chat, now);
+                }
+            }
+        }
+    }
+
+    fn write(&mut self, chat: &mut Chat<Connection>) -> io::Result<()> {
+        let (Some(stream), Some(link)) = (&mut self.stream, chat.cluster_mut()) else {
+            return Ok(());
+        };
+        while !link.output().is_empty() {
+            match stream.write(link.output()) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => link.consumed(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn sync_interest(
+        &mut self,
+        registry: &Registry,
+        layout: &Layout,
+        chat: &Chat<Connection>,
+    ) -> io::Result<()> {
+        let wanted = chat.cluster().is_some_and(|link| !link.output().is_empty());
+        let Some(stream) = &mut self.stream else {
+            return Ok(());
+        };
+        if wanted != self.writable {
+            let interest = if wanted {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            let token = layout.token(Source::Redis).expect("the layout holds Redis");
+            registry.reregister(stream, token, interest)?;
+            self.writable = wanted;
+        }
+        Ok(())
+    }
+
+    fn drop_connection(&mut self, registry: &Registry, chat: &mut Chat<Connection>, now: Instant) {
+        self.close(registry);
+        chat.on_cluster_disconnected(now);
+    }
+}

@@ -1,0 +1,315 @@
+//! Section 6 of the contract against real processes: three `a-chat` nodes and a real
+//! `redis-server` (each test its own, on a free loopback port), with a proxy in front of Redis
+//! where a test needs to cut the line or feed the nodes bad input.
+
+mod util;
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use util::redis::{RedisProxy, RedisServer};
+use util::{Client, ServerProcess, Signal, WAIT, eventually};
+
+/// The TTL of the tests' nodes, in seconds: short, so that expiries are quick to see.
+const TTL: &str = "2";
+
+/// A node joined to the cluster of `url`.
+fn node(url: &str, extra: &[&str]) -> ServerProcess {
+    let mut args = vec!["--cluster", url, "--cluster-ttl", TTL];
+    args.extend_from_slice(extra);
+    let server = ServerProcess::start(&args);
+    server.wait_for_log("cluster: joined as node");
+    server
+}
+
+fn three_nodes(url: &str) -> [ServerProcess; 3] {
+    [node(url, &[]), node(url, &[]), node(url, &[])]
+}
+
+/// Logs in, retrying while the answer is `error: name taken` or `error: cluster unavailable`
+/// (a name being freed, a cluster recovering); panics on anything else.
+fn login_eventually(addr: std::net::SocketAddr, name: &str) -> Client {
+    eventually(&format!("{name} logs in"), || {
+        let mut client = Client::connect(addr);
+        client.send(&format!("{name}\n{name}: in?\n"));
+        match client.line().as_str() {
+            line if line == format!("from {name}: in?") => Some(client),
+            "error: name taken" | "error: cluster unavailable" => None,
+            other => panic!("{name}: unexpected {other:?}"),
+        }
+    })
+}
+
+#[test]
+fn messages_cross_nodes_both_ways_and_unknown_names_are_told() {
+    let redis = RedisServer::start();
+    let [a, b, _c] = three_nodes(&redis.url());
+    let mut alice = Client::login(a.addr(), "alice");
+    let mut bob = Client::login(b.addr(), "bob");
+    alice.send("bob: from node a\n");
+    bob.expect("from alice: from node a");
+    bob.send("alice: from node b\n");
+    alice.expect("from bob: from node b");
+    // A name no node holds, local and remote destinations in one line.
+    alice.send("ghost, bob, alice: mixed\n");
+    alice.expect("from alice: mixed");
+    bob.expect("from alice: mixed");
+    alice.expect("error: no such peer: ghost");
+}
+
+#[test]
+fn one_line_fans_out_across_all_three_nodes() {
+    let redis = RedisServer::start();
+    let nodes = three_nodes(&redis.url());
+    let mut peers: Vec<Client> = (0..6)
+        .map(|i| Client::login(nodes[i % 3].addr(), &format!("p{i}")))
+        .collect();
+    peers[0].send("p0, p1, p2, p3, p4, p5, p1: to everyone\n");
+    for peer in &mut peers {
+        peer.expect("from p0: to everyone");
+    }
+    // Once each, whatever the node: the next line is the next message.
+    peers[4].send("p0: again\n");
+    peers[0].expect("from p4: again");
+}
+
+#[test]
+fn ten_thousand_messages_cross_in_order() {
+    let redis = RedisServer::start();
+    let [a, b, _c] = three_nodes(&redis.url());
+    let mut sender = Client::login(a.addr(), "sender");
+    let mut receiver = Client::login(b.addr(), "receiver");
+    let mut script = String::new();
+    for i in 0..10_000 {
+        script.push_str(&format!("receiver: {i}\n"));
+    }
+    sender.send(&script);
+    for i in 0..10_000 {
+        receiver.expect(&format!("from sender: {i}"));
+    }
+    let metrics = a.stderr();
+    assert!(!metrics.contains("cluster unavailable"));
+}
+
+#[test]
+fn a_name_is_unique_across_nodes_and_free_as_soon_as_its_peer_leaves() {
+    let redis = RedisServer::start();
+    let [a, b, c] = three_nodes(&redis.url());
+    let alice = Client::login(a.addr(), "alice");
+    for other in [&b, &c] {
+        let mut impostor = Client::connect(other.addr());
+        impostor.send("alice\nalice: spoof\n");
+        impostor.expect_closed_after("error: name taken");
+    }
+    drop(alice);
+    // Free on b once a has told Redis: one round trip after a saw the close.
+    let mut again = login_eventually(b.addr(), "alice");
+    again.send("alice: back, on b\n");
+    again.expect("from alice: back, on b");
+}
+
+#[test]
+fn a_killed_node_frees_its_names_within_the_ttl_not_before() {
+    let redis = RedisServer::start();
+    let [mut a, b, _c] = three_nodes(&redis.url());
+    let _alice = Client::login(a.addr(), "alice");
+    let mut bob = Client::login(b.addr(), "bob");
+    bob.send("alice: still there?\n");
+    a.signal(Signal::KILL);
+    a.wait_exit(WAIT);
+    let killed = Instant::now();
+    // Its hold was renewed a third of the TTL ago at most: the name is still held.
+    let mut early = Client::connect(b.addr());
+    early.send("alice\n");
+    early.expect_closed_after("error: name taken");
+    let ttl = Duration::from_secs(TTL.parse().unwrap());
+    assert!(
+        killed.elapsed() < ttl / 2,
+        "the check came too late to mean anything"
+    );
+    let mut alice = login_eventually(b.addr(), "alice");
+    let freed = killed.elapsed();
+    assert!(
+        freed <= ttl + Duration::from_secs(2),
+        "freed after {freed:?}"
+    );
+    alice.send("bob: alice is back\n");
+    bob.expect("from alice: alice is back");
+}
+
+#[test]
+fn a_node_stopped_with_sigterm_delivers_its_queues_and_frees_its_names_at_once() {
+    let redis = RedisServer::start();
+    let mut a = node(&redis.url(), &["--metrics", "127.0.0.1:0"]);
+    let b = node(&redis.url(), &[]);
+    let mut reader = Client::login(a.addr(), "reader");
+    let mut sender = Client::login(b.addr(), "sender");
+    let mut script = String::new();
+    for i in 0..2000 {
+        script.push_str(&format!("reader: {i}\n"));
+    }
+    sender.send(&script);
+    // The reader reads nothing yet: wait until a has routed all of it into the reader's queue
+    // (the reader's own login message, then the 2000).
+    eventually("a has the messages", || {
+        let routed = a.scrape().value("a_chat_messages_routed_total", &[]);
+        (routed >= 2001.0).then_some(())
+    });
+    a.signal(Signal::TERM);
+    for i in 0..2000 {
+        reader.expect(&format!("from sender: {i}"));
+    }
+    reader.expect_eof();
+    drop(reader);
+    assert_eq!(a.wait_exit(WAIT).code(), Some(0));
+    // Its names were released when the shutdown began, its key deleted at the end: free now,
+    // with no wait for the TTL.
+    let mut new_reader = Client::connect(b.addr());
+    new_reader.send("reader\nreader: mine\n");
+    new_reader.expect("from reader: mine");
+    sender.send("ghost: x\n");
+    sender.expect("error: no such peer: ghost");
+}
+
+#[test]
+fn losing_redis_keeps_local_chat_refuses_what_needs_it_and_recovers() {
+    let mut redis = RedisServer::start();
+    let [a, b, _c] = three_nodes(&redis.url());
+    let mut alice = Client::login(a.addr(), "alice");
+    let mut anne = Client::login(a.addr(), "anne");
+    let mut bob = Client::login(b.addr(), "bob");
+    redis.kill();
+    a.wait_for_log("cluster: lost the connection to Redis");
+    // Local routing goes on.
+    alice.send("anne: still local\n");
+    anne.expect("from alice: still local");
+    // A remote name: the sender is told.
+    alice.send("bob: across?\n");
+    alice.expect("error: cluster unavailable: bob");
+    // A login: refused.
+    let mut late = Client::connect(a.addr());
+    late.send("carol\n");
+    late.expect_closed_after("error: cluster unavailable");
+    // Back before the TTL ran out: the nodes reconnect, reclaim their peers' names, and the
+    // cluster works again (after the recovery window, for new logins).
+    redis.restart();
+    eventually("alice reaches bob again", || {
+        alice.send("bob, alice: across again\n");
+        let first = alice.line();
+        if first == "from alice: across again" {
+            bob.expect("from alice: across again");
+            return Some(());
+        }
+        assert_eq!(first, "error: cluster unavailable: bob");
+        alice.expect("from alice: across again");
+        thread::sleep(Duration::from_millis(100));
+        None
+    });
+    let mut carol = login_eventually(b.addr(), "carol");
+    carol.send("alice: hello after the restart\n");
+    alice.expect("from carol: hello after the restart");
+    // The names of the peers that stayed are still theirs.
+    let mut impostor = Client::connect(b.addr());
+    impostor.send("alice\n");
+    impostor.expect_closed_after("error: name taken");
+}
+
+#[test]
+fn a_node_cut_off_longer_than_the_ttl_closes_its_peers() {
+    let redis = RedisServer::start();
+    let proxy = RedisProxy::start(redis.addr);
+    let cut_off = node(&proxy.url(), &[]);
+    let other = node(&redis.url(), &[]);
+    let mut alice = Client::login(cut_off.addr(), "alice");
+    proxy.blackhole(true);
+    // No renewal for the TTL: the node closes its peers.
+    alice.expect_closed_after("error: cluster unavailable");
+    cut_off.wait_for_log("the hold on this node's names lapsed");
+    // Its names are free elsewhere once its key expired.
+    let _alice = login_eventually(other.addr(), "alice");
+    proxy.blackhole(false);
+}
+
+#[test]
+fn bad_input_from_redis_is_a_reconnect_never_a_panic() {
+    let redis = RedisServer::start();
+    let proxy = RedisProxy::start(redis.addr);
+    let a = node(&proxy.url(), &[]);
+    let b = node(&redis.url(), &[]);
+    let mut alice = Client::login(a.addr(), "alice");
+    let mut bob = Client::login(b.addr(), "bob");
+    let reconnects = || a.stderr().matches("cluster: reconnected to Redis").count();
+    // A reply no request waits for.
+    proxy.inject(b":42\r\n");
+    a.wait_for_log("a reply no request waits for");
+    eventually("a reconnects", || (reconnects() >= 1).then_some(()));
+    // Half a reply, then the connection closes.
+    proxy.inject(b"*3\r\n$7\r\nmessage\r\n$5\r\nab");
+    proxy.cut();
+    eventually("a reconnects again", || (reconnects() >= 2).then_some(()));
+    // Something that is not RESP at all.
+    proxy.inject(b"?garbage\r\n");
+    a.wait_for_log("undecodable reply");
+    eventually("a reconnects once more", || {
+        (reconnects() >= 3).then_some(())
+    });
+    eventually("alice reaches bob after the faults", || {
+        alice.send("bob, alice: ping\n");
+        let first = alice.line();
+        if first == "from alice: ping" {
+            bob.expect("from alice: ping");
+            return Some(());
+        }
+        alice.expect("from alice: ping");
+        thread::sleep(Duration::from_millis(100));
+        None
+    });
+    assert!(!a.stderr().contains("panicked"));
+}
+
+#[test]
+fn an_idle_nodes_traffic_does_not_grow_with_its_peers() {
+    let redis = RedisServer::start();
+    let a = node(&redis.url(), &[]);
+    let count_over_a_second = || {
+        let before = redis.commands_processed();
+        thread::sleep(Duration::from_millis(1500));
+        redis.commands_processed() - before
+    };
+    let _one = Client::login(a.addr(), "one");
+    let with_one = count_over_a_second();
+    let _many: Vec<Client> = (0..200)
+        .map(|i| Client::login(a.addr(), &format!("peer{i}")))
+        .collect();
+    let with_many = count_over_a_second();
+    // Heartbeats only (and the INFO calls that count them): about the same with 201 peers.
+    assert!(
+        with_many <= with_one + 3,
+        "{with_one} with one peer, {with_many} with 201"
+    );
+}
+
+#[test]
+fn cluster_counters_are_in_the_metrics() {
+    let redis = RedisServer::start();
+    let a = node(&redis.url(), &["--metrics", "127.0.0.1:0"]);
+    let b = node(&redis.url(), &[]);
+    let mut alice = Client::login(a.addr(), "alice");
+    let mut bob = Client::login(b.addr(), "bob");
+    alice.send("bob: one\nbob: two\n");
+    bob.expect("from alice: one");
+    bob.expect("from alice: two");
+    bob.send("alice: back\n");
+    alice.expect("from bob: back");
+    let metrics = a.scrape();
+    assert_eq!(metrics.value("a_chat_cluster_redis_connected", &[]), 1.0);
+    assert_eq!(
+        metrics.value("a_chat_cluster_messages_sent_total", &[]),
+        2.0
+    );
+    assert_eq!(
+        metrics.value("a_chat_cluster_messages_received_total", &[]),
+        1.0
+    );
+    assert_eq!(metrics.value("a_chat_cluster_reconnects_total", &[]), 0.0);
+}
