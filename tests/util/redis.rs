@@ -42,13 +42,18 @@ fn redis_server_binary() -> &'static PathBuf {
         if let Some(found) = find() {
             return found;
         }
-        let installed = Command::new("apt-get")
-            .args(["install", "-y", "redis-server"])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success());
+        let apt_get = |args: &[&str]| {
+            Command::new("apt-get")
+                .args(args)
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|status| status.success())
+        };
+        // A fresh machine may have no package lists yet.
+        let installed = apt_get(&["install", "-y", "redis-server"])
+            || (apt_get(&["update"]) && apt_get(&["install", "-y", "redis-server"]));
         find().filter(|_| installed).unwrap_or_else(|| {
             panic!(
                 "redis-server is needed by the cluster tests and could not be installed here: \
