@@ -31,6 +31,10 @@ impl<T: Transport> Chat<T> {
         false
     }
 
+    pub(super) fn cluster_congested(&self) -> bool {
+        false
+    }
+
     pub(super) fn route_remote(&mut self, _: usize, _: &str, _: &str, _: &str) -> bool {
         false
     }
@@ -52,6 +56,8 @@ impl<T: Transport> Chat<T> {
 
 #[cfg(feature = "cluster")]
 use super::peer::{CloseReason, Phase};
+#[cfg(feature = "cluster")]
+use crate::cluster::records::{self, Record};
 #[cfg(feature = "cluster")]
 use crate::cluster::{ClusterLink, Event, Undelivered, Who};
 #[cfg(feature = "cluster")]
@@ -80,6 +86,11 @@ impl<T: Transport> Chat<T> {
     /// Whether this is a node of a cluster.
     pub(super) fn in_cluster(&self) -> bool {
         self.cluster.is_some()
+    }
+
+    /// Whether Redis is behind: peers' input is left unread until it catches up.
+    pub(super) fn cluster_congested(&self) -> bool {
+        self.cluster.as_ref().is_some_and(ClusterLink::is_congested)
     }
 
     /// The link's timers, at the end of a turn.
@@ -144,7 +155,7 @@ impl<T: Transport> Chat<T> {
         let Some(link) = &mut self.cluster else {
             return Ok(());
         };
-        let result = link.on_input(bytes, now);
+        let result = link.on_input(bytes);
         self.apply_cluster_events(now);
         result
     }
@@ -209,31 +220,7 @@ impl<T: Transport> Chat<T> {
                         self.undelivered(who.key, &dest, outcome);
                     }
                 }
-                Event::Message {
-                    origin,
-                    sender,
-                    dest,
-                    text,
-                } => match self.directory.get(dest.as_str()) {
-                    Some(&key) => {
-                        let bytes = self.format_message(&sender, &text);
-                        let charge = bytes.len();
-                        if self.queue(key, bytes, charge) {
-                            self.stats.messages_routed += 1;
-                            self.stats.cluster.messages_received += 1;
-                        }
-                    }
-                    None => {
-                        if let Some(link) = &mut self.cluster {
-                            link.bounce(&origin, &sender, &dest);
-                        }
-                    }
-                },
-                Event::Bounce { sender, dest } => {
-                    if let Some(&key) = self.directory.get(sender.as_str()) {
-                        self.undelivered(key, &dest, Undelivered::NoSuchPeer);
-                    }
-                }
+                Event::Records(payload) => self.on_records(&payload),
                 Event::HoldLost => {
                     let active: Vec<usize> = self
                         .peers
@@ -247,6 +234,44 @@ impl<T: Transport> Chat<T> {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Records from other nodes: messages for peers here (queued as local ones are, or bounced
+    /// back when the peer is gone), and bounces of messages from peers here.
+    fn on_records(&mut self, payload: &[u8]) {
+        for record in records::parse_records(payload) {
+            match record {
+                Ok(Record::Message {
+                    origin,
+                    sender,
+                    dest,
+                    text,
+                }) => match self.directory.get(dest) {
+                    Some(&key) => {
+                        let bytes = self.format_message(sender, text);
+                        let charge = bytes.len();
+                        if self.queue(key, bytes, charge) {
+                            self.stats.messages_routed += 1;
+                            self.stats.cluster.messages_received += 1;
+                        }
+                    }
+                    None => {
+                        if let Some(link) = &mut self.cluster {
+                            link.bounce(origin, sender, dest);
+                        }
+                    }
+                },
+                Ok(Record::Bounce { sender, dest }) => {
+                    if let Some(&key) = self.directory.get(sender) {
+                        self.undelivered(key, dest, Undelivered::NoSuchPeer);
+                    }
+                }
+                Err(line) => log::warn!(
+                    "cluster: dropped a record that does not parse: {:?}",
+                    String::from_utf8_lossy(line)
+                ),
             }
         }
     }

@@ -212,10 +212,12 @@ impl<T: Transport> Chat<T> {
         mut on_interest: impl FnMut(usize, &mut T, bool) -> io::Result<()>,
         mut release: impl FnMut(usize, T, CloseReason),
     ) {
-        for key in std::mem::take(&mut self.unread) {
-            if let Some(peer) = self.peers.get_mut(key) {
-                peer.unread = false;
-                self.read(key, now);
+        if !self.cluster_congested() {
+            for key in std::mem::take(&mut self.unread) {
+                if let Some(peer) = self.peers.get_mut(key) {
+                    peer.unread = false;
+                    self.read(key, now);
+                }
             }
         }
         self.handle_timeouts(now);
@@ -250,7 +252,9 @@ impl<T: Transport> Chat<T> {
     /// Whether some connection's read stopped at the budget: the driver must not sleep before
     /// the next [`Chat::end_turn`].
     pub fn has_unread_input(&self) -> bool {
-        !self.unread.is_empty()
+        // While Redis is behind, the input waits for it, not for a turn: the driver wakes up
+        // when Redis's socket takes bytes again.
+        !self.unread.is_empty() && !self.cluster_congested()
     }
 
     /// Whether no connection is left.
@@ -295,6 +299,11 @@ impl<T: Transport> Chat<T> {
     /// Reads from `key` until `WouldBlock`, the end of its stream, or the read budget; in the
     /// last case it is put on the list that [`Chat::end_turn`] reads again.
     fn read(&mut self, key: usize, now: Instant) {
+        if self.cluster_congested() && self.read_mode(key) == ReadMode::Process {
+            // Redis is behind: this input waits (read again once it has caught up).
+            self.mark_unread(key);
+            return;
+        }
         let mut scratch = std::mem::take(&mut self.scratch);
         let mut total = 0;
         let mut budget_spent = false;
@@ -336,12 +345,17 @@ impl<T: Transport> Chat<T> {
             self.mark_dirty(key);
         }
         if budget_spent {
-            let peer = &mut self.peers[key];
-            if !std::mem::replace(&mut peer.unread, true) {
-                self.unread.push(key);
-            }
+            self.mark_unread(key);
         }
         self.note_shutdown_read(key, total, budget_spent);
+    }
+
+    /// Puts `key` on the list of connections to read again at the end of a turn.
+    fn mark_unread(&mut self, key: usize) {
+        let peer = &mut self.peers[key];
+        if !std::mem::replace(&mut peer.unread, true) {
+            self.unread.push(key);
+        }
     }
 
     /// Frames `bytes` from `key` and handles each complete line.

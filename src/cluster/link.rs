@@ -5,13 +5,14 @@
 //! the events the chat core acts on.
 
 use std::collections::VecDeque;
+use std::ops::Range;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use log::{info, warn};
 
-use super::records::{self, Record};
-use super::resp::{self, Frame};
+use super::records;
+use super::resp::{self, Frame, Reply};
 use super::scripts;
 use crate::stats::ClusterStats;
 
@@ -19,11 +20,15 @@ use crate::stats::ClusterStats;
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// Records per `EVAL` at most (one write may hold several).
+/// Names or records per `EVALSHA` at most (one write may hold several).
 const BATCH: usize = 512;
 
-/// Bytes waiting for Redis past which new work is refused as "unavailable": Redis does not
-/// keep up, and the queue must not grow without bound.
+/// Bytes waiting for Redis past which the core stops reading its peers (back-pressure: Redis
+/// does not keep up); it reads again once fewer wait.
+const CONGESTED: usize = 4 << 20;
+
+/// Bytes waiting for Redis past which new work is refused as "unavailable": the queue must not
+/// grow without bound even if peers' input was already read.
 const MAX_OUTPUT: usize = 16 << 20;
 
 /// A local connection, as the link names it in its events.
@@ -66,23 +71,60 @@ pub(crate) enum Event {
         dest: Box<str>,
         outcome: Undelivered,
     },
-    /// A message from another node for a peer here.
-    Message {
-        origin: String,
-        sender: String,
-        dest: String,
-        text: String,
-    },
-    /// A message from `sender` here to `dest` found no peer at the node that held the name.
-    Bounce { sender: String, dest: String },
+    /// Records from other nodes (messages for peers here, bounces of messages from them): a
+    /// channel message as it came, for the core to parse ([`super::records`]).
+    Records(Vec<u8>),
     /// The hold on the names lapsed (no renewal for the TTL): every peer must go.
     HoldLost,
+}
+
+/// Routed records sent together: their bytes (back to back) and, per record, its sender and
+/// where the destination's name lies in the bytes (for the notice, if one comes back).
+#[derive(Debug, Default)]
+pub(crate) struct RouteBatch {
+    records: Vec<u8>,
+    entries: Vec<RouteEntry>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct RouteEntry {
+    who: Who,
+    /// Where the record ends in `records`.
+    end: u32,
+    /// Where its destination's name begins in `records`, and its length.
+    dest: (u32, u8),
+}
+
+impl RouteBatch {
+    fn dest(&self, entry: &RouteEntry) -> &str {
+        let (start, len) = (entry.dest.0 as usize, usize::from(entry.dest.1));
+        std::str::from_utf8(&self.records[start..start + len]).unwrap_or("")
+    }
+
+    /// The records from entry `from` on, moved into a new batch (this one keeps the rest).
+    fn split_off(&mut self, from: usize) -> RouteBatch {
+        let base = match from {
+            0 => 0,
+            _ => self.entries[from - 1].end,
+        };
+        let mut entries = self.entries.split_off(from);
+        for entry in &mut entries {
+            entry.end -= base;
+            entry.dest.0 -= base;
+        }
+        RouteBatch {
+            records: self.records.split_off(base as usize),
+            entries,
+        }
+    }
 }
 
 /// A request sent on the current connection, waiting for its reply.
 #[derive(Debug)]
 enum Request {
     Hello,
+    /// `SCRIPT LOAD` of the script whose SHA1 is this.
+    Load(&'static str),
     Subscribe,
     Hold {
         sent_at: Instant,
@@ -96,9 +138,7 @@ enum Request {
         names: Vec<Rc<str>>,
     },
     Release,
-    Route {
-        to: Vec<(Who, Box<str>)>,
-    },
+    Route(RouteBatch),
     Publish,
     Leave,
 }
@@ -118,7 +158,7 @@ enum Conn {
 /// The link of one node.
 #[derive(Debug)]
 pub(crate) struct ClusterLink {
-    /// This node's ID (random, per start).
+    /// This node's ID.
     node: String,
     ttl: Duration,
     conn: Conn,
@@ -133,15 +173,17 @@ pub(crate) struct ClusterLink {
     /// The turn's batches.
     releases: Vec<Rc<str>>,
     claims: Vec<(Who, Rc<str>)>,
-    routes: Vec<(Who, Box<str>)>,
-    /// The records of `routes`, back to back; `record_ends[i]` is where record `i` ends.
-    route_records: Vec<u8>,
-    record_ends: Vec<usize>,
+    routes: RouteBatch,
     bounces: Vec<(String, Vec<u8>)>,
+    /// Route batches sent and not answered yet: while there is one, new records wait, and go
+    /// together when it is answered (batches grow with the load, not with the loop's turns).
+    routes_in_flight: usize,
+    /// The scripts' SHA1s, in the order of [`scripts::ALL`].
+    shas: [&'static str; 4],
     /// Until when the node holds its names (the last renewal's send time plus the TTL).
     held_until: Option<Instant>,
     next_heartbeat: Option<Instant>,
-    /// The node's key was deleted: it left the cluster.
+    /// The node's key was deleted (or Redis was out of reach): it left the cluster.
     left: bool,
     leaving: bool,
     events: Vec<Event>,
@@ -161,10 +203,10 @@ impl ClusterLink {
             input: Vec::new(),
             releases: Vec::new(),
             claims: Vec::new(),
-            routes: Vec::new(),
-            route_records: Vec::new(),
-            record_ends: Vec::new(),
+            routes: RouteBatch::default(),
             bounces: Vec::new(),
+            routes_in_flight: 0,
+            shas: script_shas(),
             held_until: None,
             next_heartbeat: None,
             left: false,
@@ -182,9 +224,20 @@ impl ClusterLink {
         &self.node
     }
 
-    /// Whether logins and remote messages can go through Redis now: connected, holding.
+    /// Whether logins and remote messages can go through Redis now: connected, holding, and
+    /// not hopelessly behind.
     pub(crate) fn is_available(&self) -> bool {
-        self.conn == Conn::Up && self.held_until.is_some() && self.out.len() < MAX_OUTPUT
+        self.conn == Conn::Up && self.held_until.is_some() && self.backlog() < MAX_OUTPUT
+    }
+
+    /// Whether Redis is behind: the core stops reading its peers until it catches up.
+    pub(crate) fn is_congested(&self) -> bool {
+        self.conn == Conn::Up && self.backlog() > CONGESTED
+    }
+
+    /// Bytes for Redis not written yet, the records waiting for the batch in flight included.
+    fn backlog(&self) -> usize {
+        self.out.len() + self.routes.records.len()
     }
 
     /// Whether the driver should open a connection now.
@@ -197,8 +250,8 @@ impl ClusterLink {
         self.conn = Conn::Connecting;
     }
 
-    /// The connection is up: the first requests (RESP3, the node's channel, its hold, the
-    /// releases that waited, the reclaim of `names`) are queued.
+    /// The connection is up: the first requests are queued: RESP3, the scripts, the node's
+    /// channel, its hold, the releases that waited, and the reclaim of `names`.
     pub(crate) fn on_connected<'a>(
         &mut self,
         now: Instant,
@@ -214,6 +267,11 @@ impl ClusterLink {
         self.input.clear();
         resp::encode_command(&mut self.out, &[b"HELLO", b"3"]);
         self.pending.push_back(Request::Hello);
+        // Redis may be new (restarted): the scripts are loaded before any EVALSHA.
+        for (script, sha) in scripts::ALL.iter().zip(self.shas) {
+            resp::encode_command(&mut self.out, &[b"SCRIPT", b"LOAD", script.as_bytes()]);
+            self.pending.push_back(Request::Load(sha));
+        }
         let channel = format!("{}{}", scripts::NODE_CHANNEL, self.node);
         resp::encode_command(&mut self.out, &[b"SUBSCRIBE", channel.as_bytes()]);
         self.pending.push_back(Request::Subscribe);
@@ -241,6 +299,7 @@ impl ClusterLink {
         self.out.clear();
         self.input.clear();
         self.next_heartbeat = None;
+        self.routes_in_flight = 0;
         self.stats.connected = false;
         for request in std::mem::take(&mut self.pending) {
             self.fail(request);
@@ -253,15 +312,14 @@ impl ClusterLink {
             });
         }
         let routes = std::mem::take(&mut self.routes);
-        self.fail(Request::Route { to: routes });
-        self.route_records.clear();
-        self.record_ends.clear();
+        self.fail(Request::Route(routes));
         self.bounces.clear();
         if self.leaving {
             self.left = true;
         }
     }
 
+    /// A request that will get no answer: its waiters hear "unavailable".
     fn fail(&mut self, request: Request) {
         match request {
             Request::Claim { names } => {
@@ -273,11 +331,11 @@ impl ClusterLink {
                     });
                 }
             }
-            Request::Route { to } => {
-                for (who, dest) in to {
+            Request::Route(batch) => {
+                for entry in &batch.entries {
                     self.events.push(Event::Route {
-                        who,
-                        dest,
+                        who: entry.who,
+                        dest: batch.dest(entry).into(),
                         outcome: Undelivered::Unavailable,
                     });
                 }
@@ -287,14 +345,15 @@ impl ClusterLink {
     }
 
     /// Bytes from Redis. An error means the connection must be dropped (and made again).
-    pub(crate) fn on_input(&mut self, bytes: &[u8], now: Instant) -> Result<(), String> {
+    pub(crate) fn on_input(&mut self, bytes: &[u8]) -> Result<(), String> {
         self.input.extend_from_slice(bytes);
         let mut at = 0;
         let result = loop {
             match resp::decode_frame(&self.input[at..]) {
                 Ok(Some((frame, used))) => {
+                    let base = at;
                     at += used;
-                    if let Err(e) = self.on_frame(frame, now) {
+                    if let Err(e) = self.on_frame(frame, base) {
                         break Err(e);
                     }
                 }
@@ -303,14 +362,23 @@ impl ClusterLink {
             }
         };
         self.input.drain(..at);
+        if self.input.is_empty() && self.input.capacity() > 64 * 1024 {
+            self.input = Vec::new();
+        }
         result
     }
 
-    fn on_frame(&mut self, frame: Frame, now: Instant) -> Result<(), String> {
+    /// The bytes at `range` of a frame decoded at `base` of the input.
+    fn input_at(&self, base: usize, range: &Range<usize>) -> &[u8] {
+        &self.input[base + range.start..base + range.end]
+    }
+
+    fn on_frame(&mut self, frame: Frame, base: usize) -> Result<(), String> {
         if let Frame::Push(parts) = &frame {
-            match parts.first().map(Vec::as_slice) {
+            match parts.first().map(|kind| self.input_at(base, kind)) {
                 Some(b"message") if parts.len() == 3 => {
-                    self.on_channel_message(&parts[2]);
+                    let payload = self.input_at(base, &parts[2]).to_vec();
+                    self.events.push(Event::Records(payload));
                     return Ok(());
                 }
                 Some(b"subscribe") if matches!(self.pending.front(), Some(Request::Subscribe)) => {}
@@ -324,10 +392,13 @@ impl ClusterLink {
         let reply = match frame {
             Frame::Error(error) => {
                 warn!("cluster: Redis answered {request:?} with an error: {error}");
-                if matches!(request, Request::Hello) {
+                if matches!(request, Request::Hello | Request::Load(_)) {
                     return Err(format!(
-                        "HELLO 3 refused (Redis 6 or later is needed): {error}"
+                        "Redis refused {request:?} (Redis 6 or later is needed)"
                     ));
+                }
+                if matches!(request, Request::Route(_)) {
+                    self.routes_in_flight = self.routes_in_flight.saturating_sub(1);
                 }
                 self.fail(request);
                 return Ok(());
@@ -335,19 +406,28 @@ impl ClusterLink {
             Frame::Push(_) => None,
             Frame::Reply(reply) => Some(reply),
         };
-        let unexpected = || format!("an unexpected reply to {request:?}: {reply:?}");
+        let unexpected =
+            |request: &Request| format!("an unexpected reply to {request:?}: {reply:?}");
         match &request {
             Request::Hello | Request::Release | Request::Publish => {}
+            Request::Load(sha) => {
+                let loaded = match &reply {
+                    Some(Reply::Bytes(range)) => self.input_at(base, range) == sha.as_bytes(),
+                    _ => false,
+                };
+                if !loaded {
+                    return Err(unexpected(&request));
+                }
+            }
             Request::Subscribe => {
                 if reply.is_some() {
-                    return Err(unexpected());
+                    return Err(unexpected(&request));
                 }
             }
             Request::Hold { sent_at } => {
-                let existed = reply
-                    .as_ref()
-                    .and_then(resp::integer)
-                    .ok_or_else(unexpected)?;
+                let Some(Reply::Integer(existed)) = reply else {
+                    return Err(unexpected(&request));
+                };
                 if self.held_until.is_none() {
                     info!(
                         "cluster: joined as node {} ({} hold)",
@@ -359,28 +439,29 @@ impl ClusterLink {
                 self.backoff = MIN_BACKOFF;
             }
             Request::Claim { names } => {
-                let outcomes = reply
-                    .as_ref()
-                    .and_then(|r| resp::integers(r, names.len()))
-                    .ok_or_else(unexpected)?;
-                let Request::Claim { names } = request else {
-                    unreachable!("matched above");
+                let outcomes = match &reply {
+                    Some(Reply::Integers(outcomes)) if outcomes.len() == names.len() => outcomes,
+                    _ => return Err(unexpected(&request)),
                 };
-                for ((who, name), outcome) in names.into_iter().zip(outcomes) {
+                for ((who, name), &outcome) in names.iter().zip(outcomes) {
                     let outcome = match outcome {
                         1 => Claimed::Yes,
                         0 => Claimed::Taken,
                         _ => Claimed::Unavailable,
                     };
-                    self.events.push(Event::Claim { who, name, outcome });
+                    self.events.push(Event::Claim {
+                        who: *who,
+                        name: name.clone(),
+                        outcome,
+                    });
                 }
             }
             Request::Reclaim { names } => {
-                let outcomes = reply
-                    .as_ref()
-                    .and_then(|r| resp::integers(r, names.len()))
-                    .ok_or_else(unexpected)?;
-                for (name, outcome) in names.iter().zip(outcomes) {
+                let outcomes = match &reply {
+                    Some(Reply::Integers(outcomes)) if outcomes.len() == names.len() => outcomes,
+                    _ => return Err(unexpected(&request)),
+                };
+                for (name, &outcome) in names.iter().zip(outcomes) {
                     if outcome == 0 {
                         self.events.push(Event::NameLost {
                             name: name.to_string(),
@@ -388,16 +469,19 @@ impl ClusterLink {
                     }
                 }
             }
-            Request::Route { to } => {
-                let outcomes = reply
-                    .as_ref()
-                    .and_then(|r| resp::integers(r, to.len()))
-                    .ok_or_else(unexpected)?;
-                let Request::Route { to } = request else {
-                    unreachable!("matched above");
+            Request::Route(batch) => {
+                self.routes_in_flight = self.routes_in_flight.saturating_sub(1);
+                let outcomes = match &reply {
+                    // One status for all: the records went to one node together.
+                    Some(Reply::Integers(outcomes))
+                        if outcomes.len() == 1 || outcomes.len() == batch.entries.len() =>
+                    {
+                        outcomes
+                    }
+                    _ => return Err(unexpected(&request)),
                 };
-                for ((who, dest), outcome) in to.into_iter().zip(outcomes) {
-                    let outcome = match outcome {
+                for (i, entry) in batch.entries.iter().enumerate() {
+                    let outcome = match outcomes[if outcomes.len() == 1 { 0 } else { i }] {
                         1 => {
                             self.stats.messages_sent += 1;
                             continue;
@@ -405,39 +489,16 @@ impl ClusterLink {
                         0 => Undelivered::NoSuchPeer,
                         _ => Undelivered::Unavailable,
                     };
-                    self.events.push(Event::Route { who, dest, outcome });
+                    self.events.push(Event::Route {
+                        who: entry.who,
+                        dest: batch.dest(entry).into(),
+                        outcome,
+                    });
                 }
             }
             Request::Leave => self.left = true,
         }
-        let _ = now;
         Ok(())
-    }
-
-    fn on_channel_message(&mut self, payload: &[u8]) {
-        for record in records::parse_records(payload) {
-            match record {
-                Ok(Record::Message {
-                    origin,
-                    sender,
-                    dest,
-                    text,
-                }) => self.events.push(Event::Message {
-                    origin: origin.into(),
-                    sender: sender.into(),
-                    dest: dest.into(),
-                    text: text.into(),
-                }),
-                Ok(Record::Bounce { sender, dest }) => self.events.push(Event::Bounce {
-                    sender: sender.into(),
-                    dest: dest.into(),
-                }),
-                Err(line) => warn!(
-                    "cluster: dropped a record that does not parse: {:?}",
-                    String::from_utf8_lossy(line)
-                ),
-            }
-        }
     }
 
     /// The events since the last call.
@@ -478,17 +539,15 @@ impl ClusterLink {
         let key = format!("{}{}", scripts::NODE_KEY, self.node);
         let ttl = self.ttl.as_millis().max(1).to_string();
         let has_names: &[u8] = if has_names { b"1" } else { b"0" };
-        resp::encode_command(
-            &mut self.out,
-            &[
-                b"EVAL",
-                scripts::HOLD.as_bytes(),
-                b"1",
-                key.as_bytes(),
-                ttl.as_bytes(),
-                has_names,
-            ],
-        );
+        let args: [&[u8]; 6] = [
+            b"EVALSHA",
+            self.shas[scripts::HOLD_INDEX].as_bytes(),
+            b"1",
+            key.as_bytes(),
+            ttl.as_bytes(),
+            has_names,
+        ];
+        resp::encode_command(&mut self.out, &args);
         self.pending.push_back(Request::Hold { sent_at: now });
         self.next_heartbeat = Some(now + self.ttl / 3);
     }
@@ -514,9 +573,16 @@ impl ClusterLink {
         if !self.is_available() {
             return false;
         }
-        records::write_message(&mut self.route_records, &self.node, sender, dest, text);
-        self.record_ends.push(self.route_records.len());
-        self.routes.push((who, dest.into()));
+        let batch = &mut self.routes;
+        let start = batch.records.len();
+        records::write_message(&mut batch.records, &self.node, sender, dest, text);
+        // `M,ORIGIN,SENDER,` comes before the destination's name.
+        let dest_start = start + 2 + self.node.len() + 1 + sender.len() + 1;
+        batch.entries.push(RouteEntry {
+            who,
+            end: batch.records.len() as u32,
+            dest: (dest_start as u32, dest.len() as u8),
+        });
         true
     }
 
@@ -562,6 +628,7 @@ impl ClusterLink {
         if self.conn != Conn::Up {
             return;
         }
+        // Releases first: a name given up and taken again in one turn ends taken.
         self.encode_releases();
         let claims = std::mem::take(&mut self.claims);
         for chunk in claims.chunks(BATCH) {
@@ -585,59 +652,77 @@ impl ClusterLink {
         }
         let releases = std::mem::take(&mut self.releases);
         for chunk in releases.chunks(BATCH) {
-            let keys: Vec<String> = chunk
-                .iter()
-                .map(|name| format!("{}{name}", scripts::NAME_KEY))
-                .collect();
-            let count = keys.len().to_string();
-            let mut args: Vec<&[u8]> = vec![b"EVAL", scripts::RELEASE.as_bytes(), count.as_bytes()];
-            args.extend(keys.iter().map(|key| key.as_bytes()));
-            args.push(self.node.as_bytes());
-            resp::encode_command(&mut self.out, &args);
+            self.encode_names(
+                scripts::RELEASE_INDEX,
+                chunk.iter().map(|name| &**name),
+                &[],
+            );
             self.pending.push_back(Request::Release);
         }
     }
 
     fn encode_claims<'a>(&mut self, names: impl Iterator<Item = &'a str>, mode: &[u8]) {
+        self.encode_names(scripts::CLAIM_INDEX, names, &[mode]);
+    }
+
+    /// `EVALSHA` of script `index` with the keys of `names`, the node's ID, then `extra`.
+    fn encode_names<'a>(
+        &mut self,
+        index: usize,
+        names: impl Iterator<Item = &'a str>,
+        extra: &[&[u8]],
+    ) {
         let keys: Vec<String> = names
             .map(|name| format!("{}{name}", scripts::NAME_KEY))
             .collect();
         let count = keys.len().to_string();
-        let mut args: Vec<&[u8]> = vec![b"EVAL", scripts::CLAIM.as_bytes(), count.as_bytes()];
+        let mut args: Vec<&[u8]> = vec![b"EVALSHA", self.shas[index].as_bytes(), count.as_bytes()];
         args.extend(keys.iter().map(|key| key.as_bytes()));
         args.push(self.node.as_bytes());
-        args.push(mode);
+        args.extend_from_slice(extra);
         resp::encode_command(&mut self.out, &args);
     }
 
+    /// Sends the records routed since the last batch was answered (none while one is in
+    /// flight), in `EVALSHA`s of [`BATCH`] records at most.
     fn encode_routes(&mut self) {
-        let routes = std::mem::take(&mut self.routes);
-        let records = std::mem::take(&mut self.route_records);
-        let ends = std::mem::take(&mut self.record_ends);
-        let mut start = 0;
-        for (chunk, chunk_ends) in routes.chunks(BATCH).zip(ends.chunks(BATCH)) {
-            let keys: Vec<String> = chunk
-                .iter()
-                .map(|(_, dest)| format!("{}{dest}", scripts::NAME_KEY))
-                .collect();
-            let count = keys.len().to_string();
-            let mut args: Vec<&[u8]> = vec![b"EVAL", scripts::ROUTE.as_bytes(), count.as_bytes()];
-            args.extend(keys.iter().map(|key| key.as_bytes()));
-            for &end in chunk_ends {
-                args.push(&records[start..end]);
+        if self.routes_in_flight > 0 || self.routes.entries.is_empty() {
+            return;
+        }
+        let mut rest = std::mem::take(&mut self.routes);
+        while !rest.entries.is_empty() {
+            let tail = rest.split_off(rest.entries.len().min(BATCH));
+            let batch = std::mem::replace(&mut rest, tail);
+            let mut keys = String::new();
+            let mut key_ends = Vec::with_capacity(batch.entries.len());
+            let mut ends = String::new();
+            for entry in &batch.entries {
+                keys.push_str(scripts::NAME_KEY);
+                keys.push_str(batch.dest(entry));
+                key_ends.push(keys.len());
+                if !ends.is_empty() {
+                    ends.push(',');
+                }
+                ends.push_str(&entry.end.to_string());
+            }
+            let count = batch.entries.len().to_string();
+            let mut args: Vec<&[u8]> = Vec::with_capacity(batch.entries.len() + 5);
+            args.extend([
+                b"EVALSHA".as_slice(),
+                self.shas[scripts::ROUTE_INDEX].as_bytes(),
+                count.as_bytes(),
+            ]);
+            let mut start = 0;
+            for &end in &key_ends {
+                args.push(&keys.as_bytes()[start..end]);
                 start = end;
             }
+            args.push(&batch.records);
+            args.push(ends.as_bytes());
             resp::encode_command(&mut self.out, &args);
-            self.pending
-                .push_back(Request::Route { to: chunk.to_vec() });
+            self.pending.push_back(Request::Route(batch));
+            self.routes_in_flight += 1;
         }
-        // Keep the buffers' memory for the next turn's records.
-        let mut records = records;
-        records.clear();
-        self.route_records = records;
-        let mut ends = ends;
-        ends.clear();
-        self.record_ends = ends;
     }
 
     /// Encoded requests for Redis, not written yet.
@@ -652,4 +737,11 @@ impl ClusterLink {
             self.out = Vec::new();
         }
     }
+}
+
+/// The SHA1s of [`scripts::ALL`], computed once per process.
+fn script_shas() -> [&'static str; 4] {
+    static SHAS: std::sync::OnceLock<[String; 4]> = std::sync::OnceLock::new();
+    let shas = SHAS.get_or_init(|| scripts::ALL.map(scripts::sha));
+    [&shas[0], &shas[1], &shas[2], &shas[3]]
 }

@@ -12,7 +12,7 @@
 //! | `resp.rs` | RESP3 encoding and decoding through `redis-protocol` |
 
 mod link;
-mod records;
+pub(crate) mod records;
 mod resp;
 mod scripts;
 

@@ -1,9 +1,12 @@
 //! RESP3 through `redis-protocol`, which does no IO: commands encoded into the output buffer,
-//! frames decoded from the input buffer, and the few shapes of reply the link reads.
+//! frames decoded in place from the input buffer (ranges, no copies), and the few shapes of
+//! reply the link reads.
 
-use redis_protocol::resp3::decode::complete::decode;
+use std::ops::Range;
+
+use redis_protocol::resp3::decode::complete::decode_range;
 use redis_protocol::resp3::encode::complete::encode_borrowed;
-use redis_protocol::resp3::types::{BorrowedFrame, OwnedFrame};
+use redis_protocol::resp3::types::{BorrowedFrame, RangeFrame};
 
 /// Appends the command `args` (an array of bulk strings) to `out`.
 pub(crate) fn encode_command(out: &mut Vec<u8>, args: &[&[u8]]) {
@@ -25,58 +28,66 @@ pub(crate) fn encode_command(out: &mut Vec<u8>, args: &[&[u8]]) {
     out.truncate(start + written);
 }
 
-/// A frame from Redis, as the link sees it.
+/// A frame from Redis, as the link sees it; ranges are into the decoded buffer.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Frame {
-    /// A push (pub/sub): its elements as bytes (numbers in decimal).
-    Push(Vec<Vec<u8>>),
+    /// A push (pub/sub): its string elements (others are empty ranges).
+    Push(Vec<Range<usize>>),
     /// An error reply.
     Error(String),
     /// Any other reply.
-    Reply(OwnedFrame),
+    Reply(Reply),
+}
+
+/// The shapes of reply the link reads.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Reply {
+    Integer(i64),
+    Integers(Vec<i64>),
+    Bytes(Range<usize>),
+    /// Anything else (a map, a null, an array of something else).
+    Other,
 }
 
 /// Decodes the first frame of `input`: `Ok(None)` while it is incomplete, else the frame and
 /// the bytes it took. An error means Redis (or whatever answers) broke the protocol.
 pub(crate) fn decode_frame(input: &[u8]) -> Result<Option<(Frame, usize)>, String> {
-    let Some((frame, used)) = decode(input).map_err(|e| e.to_string())? else {
+    let Some((frame, used)) = decode_range(input).map_err(|e| e.to_string())? else {
         return Ok(None);
     };
+    let text =
+        |(start, end): (usize, usize)| String::from_utf8_lossy(&input[start..end]).into_owned();
     let frame = match frame {
-        OwnedFrame::Push { data, .. } => Frame::Push(data.into_iter().map(bytes_of).collect()),
-        OwnedFrame::SimpleError { data, .. } => Frame::Error(data),
-        OwnedFrame::BlobError { data, .. } => Frame::Error(String::from_utf8_lossy(&data).into()),
-        other => Frame::Reply(other),
+        RangeFrame::Push { data, .. } => Frame::Push(
+            data.iter()
+                .map(|part| match part {
+                    RangeFrame::BlobString { data, .. } | RangeFrame::SimpleString { data, .. } => {
+                        data.0..data.1
+                    }
+                    _ => 0..0,
+                })
+                .collect(),
+        ),
+        RangeFrame::SimpleError { data, .. } | RangeFrame::BlobError { data, .. } => {
+            Frame::Error(text(data))
+        }
+        RangeFrame::Number { data, .. } => Frame::Reply(Reply::Integer(data)),
+        RangeFrame::BlobString { data, .. } | RangeFrame::SimpleString { data, .. } => {
+            Frame::Reply(Reply::Bytes(data.0..data.1))
+        }
+        RangeFrame::Array { data, .. } => {
+            let numbers: Option<Vec<i64>> = data
+                .iter()
+                .map(|part| match part {
+                    RangeFrame::Number { data, .. } => Some(*data),
+                    _ => None,
+                })
+                .collect();
+            Frame::Reply(numbers.map_or(Reply::Other, Reply::Integers))
+        }
+        _ => Frame::Reply(Reply::Other),
     };
     Ok(Some((frame, used)))
-}
-
-/// A frame's content as bytes: strings as they are, numbers in decimal, anything else empty.
-fn bytes_of(frame: OwnedFrame) -> Vec<u8> {
-    match frame {
-        OwnedFrame::BlobString { data, .. } | OwnedFrame::SimpleString { data, .. } => data,
-        OwnedFrame::Number { data, .. } => data.to_string().into_bytes(),
-        _ => Vec::new(),
-    }
-}
-
-/// A reply's integer, if it is one.
-pub(crate) fn integer(frame: &OwnedFrame) -> Option<i64> {
-    match frame {
-        OwnedFrame::Number { data, .. } => Some(*data),
-        _ => None,
-    }
-}
-
-/// A reply's array of integers, if it is one of `len` of them.
-pub(crate) fn integers(frame: &OwnedFrame, len: usize) -> Option<Vec<i64>> {
-    let OwnedFrame::Array { data, .. } = frame else {
-        return None;
-    };
-    if data.len() != len {
-        return None;
-    }
-    data.iter().map(integer).collect()
 }
 
 #[cfg(test)]
@@ -92,32 +103,30 @@ mod tests {
 
     #[test]
     fn frames_are_decoded_whole_or_not_at_all() {
-        let reply =
-            b":1\r\n*2\r\n:0\r\n:2\r\n>3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$2\r\nhi\r\n-ERR no\r\n";
+        let input =
+            b":1\r\n*2\r\n:0\r\n:2\r\n>3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$2\r\nhi\r\n-ERR no\r\n$3\r\nabc\r\n";
         let mut at = 0;
         let mut frames = Vec::new();
-        while let Some((frame, used)) = decode_frame(&reply[at..]).unwrap() {
-            frames.push(frame);
+        while let Some((frame, used)) = decode_frame(&input[at..]).unwrap() {
+            frames.push((frame, at));
             at += used;
         }
-        assert_eq!(at, reply.len());
-        assert_eq!(
-            frames[0],
-            Frame::Reply(OwnedFrame::Number {
-                data: 1,
-                attributes: None
-            })
-        );
-        let Frame::Reply(array) = &frames[1] else {
-            panic!("{:?}", frames[1]);
+        assert_eq!(at, input.len());
+        assert_eq!(frames[0].0, Frame::Reply(Reply::Integer(1)));
+        assert_eq!(frames[1].0, Frame::Reply(Reply::Integers(vec![0, 2])));
+        let (Frame::Push(parts), base) = &frames[2] else {
+            panic!("{:?}", frames[2]);
         };
-        assert_eq!(integers(array, 2), Some(vec![0, 2]));
-        assert_eq!(integers(array, 3), None);
+        let part = |i: usize| &input[base + parts[i].start..base + parts[i].end];
         assert_eq!(
-            frames[2],
-            Frame::Push(vec![b"message".to_vec(), b"c".to_vec(), b"hi".to_vec()])
+            (part(0), part(1), part(2)),
+            (&b"message"[..], &b"c"[..], &b"hi"[..])
         );
-        assert_eq!(frames[3], Frame::Error("ERR no".into()));
+        assert_eq!(frames[3].0, Frame::Error("ERR no".into()));
+        let (Frame::Reply(Reply::Bytes(range)), base) = &frames[4] else {
+            panic!("{:?}", frames[4]);
+        };
+        assert_eq!(&input[base + range.start..base + range.end], b"abc");
         assert_eq!(decode_frame(b"*2\r\n:1\r\n").unwrap(), None);
         assert!(decode_frame(b"?what\r\n").is_err());
     }

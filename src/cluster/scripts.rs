@@ -65,46 +65,88 @@ end
 return #KEYS
 ";
 
-/// Routes records. KEYS: the destinations' name keys; ARGV[i]: the record for KEYS[i]. The
-/// records for each live holder are published to its channel in one message, in order.
-/// Returns per record: 1 handed to the holder's node, 0 nobody holds the name (a dead node's
-/// leftover claim is deleted), 2 the holder is alive but not subscribed (unreachable now).
+/// Routes records. KEYS: the destinations' name keys; ARGV[1]: the records, back to back, in
+/// the order of KEYS; ARGV[2]: where each record ends, comma-separated. The holders are read
+/// with one MGET. When one live node holds every destination (two nodes, most often), the
+/// records go to its channel as they came, in one PUBLISH, and the reply is one status for
+/// all. Otherwise they are split and published per holder, in order, and the reply has a
+/// status per record. A status is 1 when the records were handed to the holder's node, 0 when
+/// nobody holds the name (a dead node's leftover claim is deleted), 2 when the holder is alive
+/// but not subscribed (unreachable now).
 pub(crate) const ROUTE: &str = "-- a-chat route
-local out, batches, order, alive = {}, {}, {}, {}
-for i, key in ipairs(KEYS) do
+local holders = redis.call('MGET', unpack(KEYS))
+local alive = {}
+local function live(holder)
+  local known = alive[holder]
+  if known == nil then
+    known = redis.call('EXISTS', 'a-chat:node:' .. holder) == 1
+    alive[holder] = known
+  end
+  return known
+end
+local function publish(holder, payload)
+  if redis.call('PUBLISH', 'a-chat:to:' .. holder, payload) > 0 then
+    return 1
+  end
+  return 2
+end
+local first = holders[1]
+local same = first and true or false
+for i = 2, #holders do
+  if holders[i] ~= first then
+    same = false
+    break
+  end
+end
+if same and live(first) then
+  return {publish(first, ARGV[1])}
+end
+local ends = {}
+for e in string.gmatch(ARGV[2], '%d+') do
+  ends[#ends + 1] = tonumber(e)
+end
+local out, batches, order = {}, {}, {}
+local start = 1
+for i = 1, #KEYS do
+  local record = string.sub(ARGV[1], start, ends[i])
+  start = ends[i] + 1
+  local holder = holders[i]
   out[i] = 0
-  local holder = redis.call('GET', key)
   if holder then
-    local live = alive[holder]
-    if live == nil then
-      live = redis.call('EXISTS', 'a-chat:node:' .. holder) == 1
-      alive[holder] = live
-    end
-    if live then
+    if live(holder) then
       local batch = batches[holder]
       if not batch then
-        batch = {}
+        batch = {idx = {}, parts = {}}
         batches[holder] = batch
         order[#order + 1] = holder
       end
-      batch[#batch + 1] = i
+      batch.idx[#batch.idx + 1] = i
+      batch.parts[#batch.parts + 1] = record
     else
-      redis.call('DEL', key)
+      redis.call('DEL', KEYS[i])
     end
   end
 end
 for _, holder in ipairs(order) do
-  local batch, parts = batches[holder], {}
-  for j, i in ipairs(batch) do
-    parts[j] = ARGV[i]
-  end
-  local status = 2
-  if redis.call('PUBLISH', 'a-chat:to:' .. holder, table.concat(parts)) > 0 then
-    status = 1
-  end
-  for _, i in ipairs(batch) do
+  local batch = batches[holder]
+  local status = publish(holder, table.concat(batch.parts))
+  for _, i in ipairs(batch.idx) do
     out[i] = status
   end
 end
 return out
 ";
+
+/// The scripts, in the order a new connection loads them (and of their SHA1s).
+pub(crate) const ALL: [&str; 4] = [HOLD, CLAIM, RELEASE, ROUTE];
+
+/// Where each script is in [`ALL`].
+pub(crate) const HOLD_INDEX: usize = 0;
+pub(crate) const CLAIM_INDEX: usize = 1;
+pub(crate) const RELEASE_INDEX: usize = 2;
+pub(crate) const ROUTE_INDEX: usize = 3;
+
+/// The SHA1 of a script, as `EVALSHA` names it (Redis computes the same when it loads it).
+pub(crate) fn sha(script: &str) -> String {
+    sha1_smol::Sha1::from(script).hexdigest()
+}

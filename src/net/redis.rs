@@ -79,9 +79,9 @@ impl RedisSocket {
         }
     }
 
-    /// The turn's end: input left over, a connection to make, and the turn's requests to
-    /// write (in one write).
-    pub(super) fn end_turn(
+    /// Before the core's end of the turn: input left over from a spent read budget, and a
+    /// connection to make. (What they bring is flushed by the core's end of the turn.)
+    pub(super) fn before_turn_end(
         &mut self,
         registry: &Registry,
         layout: &Layout,
@@ -99,9 +99,18 @@ impl RedisSocket {
             if let Err(e) = self.connect(registry, layout) {
                 warn!("cluster: cannot connect to {}: {e}", self.addr);
                 chat.on_cluster_disconnected(now);
-                return;
             }
         }
+    }
+
+    /// After the core's end of the turn: what the turn queued for Redis, in one write.
+    pub(super) fn after_turn_end(
+        &mut self,
+        registry: &Registry,
+        layout: &Layout,
+        chat: &mut Chat<Connection>,
+        now: Instant,
+    ) {
         if self.connecting {
             return;
         }

@@ -479,6 +479,10 @@ impl Server {
         if let Some(metrics) = &mut self.metrics {
             metrics.end_turn(registry, &self.layout, now);
         }
+        #[cfg(feature = "cluster")]
+        if let Some(redis) = &mut self.redis {
+            redis.before_turn_end(registry, &self.layout, &mut self.chat, now);
+        }
         let layout = self.layout;
         self.chat.end_turn(
             now,
@@ -509,7 +513,7 @@ impl Server {
         }
         #[cfg(feature = "cluster")]
         if let Some(redis) = &mut self.redis {
-            redis.end_turn(registry, &self.layout, &mut self.chat, now);
+            redis.after_turn_end(registry, &self.layout, &mut self.chat, now);
         }
         if self.state != State::Running && self.chat.is_empty() && self.has_left_cluster() {
             #[cfg(feature = "cluster")]

@@ -16,8 +16,9 @@ use super::wire;
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
     /// The server's address (HOST:PORT); only loopback addresses unless --allow-remote.
+    /// Repeatable: the nodes of a cluster, connection i going to the (i mod n)-th.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
-    pub addr: String,
+    pub addr: Vec<String>,
     /// Accept an --addr that is not a loopback address.
     #[arg(long)]
     pub allow_remote: bool,
@@ -57,8 +58,13 @@ pub struct BenchArgs {
     #[arg(long, value_name = "SEED", default_value_t = 1)]
     pub seed: u64,
     /// The server's process id: report its memory (VmRSS, VmHWM) and CPU time from /proc.
+    /// Repeatable: the figures are then summed (the nodes of a cluster, and Redis).
     #[arg(long, value_name = "PID")]
-    pub server_pid: Option<u32>,
+    pub server_pid: Vec<u32>,
+    /// With several --addr: each message's receivers are on other nodes than its sender's
+    /// (every delivery crosses nodes). --conns must be a multiple of the nodes.
+    #[arg(long)]
+    pub cross_node: bool,
     /// Only connect and log in the N connections, measure memory, hold them for --hold, exit.
     #[arg(long, conflicts_with_all = ["window", "rate"])]
     pub idle: bool,
@@ -103,7 +109,8 @@ impl Shape {
 /// The options, checked and resolved.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    pub addr: SocketAddr,
+    /// The nodes, connection `i` going to `addrs[i % addrs.len()]`.
+    pub addrs: Vec<SocketAddr>,
     pub conns: usize,
     pub senders: usize,
     pub messages: u64,
@@ -116,8 +123,18 @@ pub struct Plan {
     pub seed: u64,
     pub hold: Duration,
     pub prefix: String,
-    /// Speak TLS, to this server name with this configuration.
-    pub tls: Option<TlsTarget>,
+    /// Speak TLS: per node, the server name to check and the configuration.
+    pub tls: Option<Vec<TlsTarget>>,
+    /// Receivers only on other nodes than their sender's.
+    pub cross_nodes: bool,
+}
+
+impl Plan {
+    /// The node connection `index` goes to, and its number.
+    pub fn node_of(&self, index: usize) -> (usize, SocketAddr) {
+        let node = index % self.addrs.len();
+        (node, self.addrs[node])
+    }
 }
 
 /// At most this many messages in one run: the bookkeeping keeps 4 bytes per message.
@@ -126,8 +143,14 @@ const MAX_TOTAL_MESSAGES: u64 = 1 << 28;
 impl Plan {
     /// Checks the options; the error says which one is wrong.
     pub fn from_args(args: &BenchArgs) -> Result<Plan, String> {
-        let addr = resolve(&args.addr)?;
-        if !addr.ip().is_loopback() && !args.allow_remote {
+        let addrs = args
+            .addr
+            .iter()
+            .map(|addr| resolve(addr))
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(addr) = addrs.iter().find(|addr| !addr.ip().is_loopback())
+            && !args.allow_remote
+        {
             return Err(format!(
                 "--addr {addr} is not a loopback address (add --allow-remote to load a server elsewhere)"
             ));
@@ -157,7 +180,7 @@ impl Plan {
         }
         let senders = args.senders.unwrap_or(args.conns);
         let mut plan = Plan {
-            addr,
+            addrs,
             conns: args.conns,
             senders,
             messages: args.messages,
@@ -171,11 +194,22 @@ impl Plan {
             hold: args.hold,
             prefix: args.prefix.clone(),
             tls: None,
+            cross_nodes: args.cross_node,
         };
         if args.tls.tls {
             let config = client_config(args.tls.ca.as_deref()).map_err(|e| e.to_string())?;
-            let name = server_name(&args.addr).map_err(|e| e.to_string())?;
-            plan.tls = Some(TlsTarget { config, name });
+            let targets = args
+                .addr
+                .iter()
+                .map(|addr| {
+                    let name = server_name(addr).map_err(|e| e.to_string())?;
+                    Ok(TlsTarget {
+                        config: config.clone(),
+                        name,
+                    })
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            plan.tls = Some(targets);
         }
         if shape == Shape::Idle {
             plan.senders = 0;
@@ -186,10 +220,21 @@ impl Plan {
         if senders == 0 || senders > args.conns {
             return Err(format!("--senders must be 1 to --conns ({})", args.conns));
         }
-        if args.fanout == 0 || args.fanout >= args.conns {
+        let nodes = plan.addrs.len();
+        if args.cross_node && (nodes < 2 || args.conns % nodes != 0) {
             return Err(format!(
-                "--fanout must be 1 to --conns - 1 ({}): a message never goes to its sender",
-                args.conns.saturating_sub(1)
+                "--cross-node needs several --addr and --conns a multiple of them ({nodes})"
+            ));
+        }
+        let candidates = if args.cross_node {
+            args.conns - args.conns / nodes
+        } else {
+            args.conns.saturating_sub(1)
+        };
+        if args.fanout == 0 || args.fanout > candidates {
+            return Err(format!(
+                "--fanout must be 1 to {candidates}: a message never goes to its sender{}",
+                if args.cross_node { "'s node" } else { "" }
             ));
         }
         if args.messages == 0 {
@@ -239,7 +284,7 @@ mod tests {
     #[test]
     fn defaults_make_a_flat_run_on_loopback() {
         let plan = plan("").unwrap();
-        assert_eq!(plan.addr, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(plan.addrs, ["127.0.0.1:8080".parse().unwrap()]);
         assert_eq!((plan.conns, plan.senders, plan.messages), (1000, 1000, 100));
         assert_eq!((plan.bytes, plan.fanout, plan.ramp), (64, 1, 64));
         assert_eq!(plan.shape, Shape::Flat);
@@ -254,6 +299,14 @@ mod tests {
         assert!(plan("--window 0").is_err());
         assert!(plan("--rate 0").is_err());
         assert!(plan("--hold 3").is_err(), "--hold needs --idle");
+    }
+
+    #[test]
+    fn several_nodes_take_turns() {
+        let three = plan("--addr 127.0.0.1:1 --addr 127.0.0.1:2 --addr 127.0.0.1:3").unwrap();
+        assert_eq!(three.addrs.len(), 3);
+        assert_eq!(three.node_of(4), (1, "127.0.0.1:2".parse().unwrap()));
+        assert!(plan("--addr 127.0.0.1:1 --addr 10.0.0.1:2").is_err());
     }
 
     #[test]

@@ -39,9 +39,9 @@ impl Driver {
     }
 
     fn start_connect(&mut self, index: usize, now: Instant) {
-        let (addr, registry) = (self.plan.addr, self.poll.registry());
+        let ((node, addr), registry) = (self.plan.node_of(index), self.poll.registry());
         let source = source_address(addr, index);
-        let tls = self.plan.tls.as_ref();
+        let tls = self.plan.tls.as_ref().map(|targets| &targets[node]);
         match self.conns[index].connect(registry, Token(index), (addr, source), tls, now) {
             Ok(()) => self.in_flight += 1,
             // Counted as failed; the rest still try (the report says how many held).

@@ -27,12 +27,16 @@ pub struct Counts {
     pub malformed: u64,
     /// `error: ` lines.
     pub notices: u64,
+    /// Of `delivered`, the copies whose sender and receiver were connected to different nodes.
+    pub cross_node: u64,
 }
 
 /// The books. Indexes are connection indexes; message `seq` of sender `s` is message
 /// `s * messages + seq`.
 #[derive(Debug)]
 pub struct Deliveries {
+    /// How many nodes connections take turns over (connection i on node i mod nodes).
+    nodes: usize,
     messages: u64,
     fanout: u32,
     /// Copies of each message still missing; 0 also before it is sent (see `sent_by`).
@@ -63,6 +67,7 @@ impl Deliveries {
         max_latency_us: u64,
     ) -> Self {
         Deliveries {
+            nodes: 1,
             messages,
             fanout: fanout as u32,
             missing: vec![0; senders * messages as usize],
@@ -73,6 +78,12 @@ impl Deliveries {
             latency_us: latency_histogram(max_latency_us),
             counts: Counts::default(),
         }
+    }
+
+    /// Connections take turns over `nodes` nodes: deliveries between two of them are counted.
+    pub fn with_nodes(mut self, nodes: usize) -> Self {
+        self.nodes = nodes.max(1);
+        self
     }
 
     /// Books message `seq` of `sender` as sent. Sequence numbers increase; one skipped (the open
@@ -140,6 +151,9 @@ impl Deliveries {
         }
         self.missing[index] -= 1;
         self.counts.delivered += 1;
+        if self.nodes > 1 && sender as usize % self.nodes != receiver as usize % self.nodes {
+            self.counts.cross_node += 1;
+        }
         self.latency_us
             .saturating_record(now_ns.saturating_sub(sent_ns) / 1000);
         if self.missing[index] == 0 {

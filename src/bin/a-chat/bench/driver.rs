@@ -61,7 +61,8 @@ impl Driver {
             scratch: vec![0; SCRATCH],
             start,
             deadline: start + plan.timeout,
-            books: Deliveries::new(plan.conns, plan.senders, plan.messages, plan.fanout, max_us),
+            books: Deliveries::new(plan.conns, plan.senders, plan.messages, plan.fanout, max_us)
+                .with_nodes(plan.addrs.len()),
             in_flight: 0,
             logged_in: 0,
             failed: 0,
@@ -187,7 +188,13 @@ impl Driver {
                 }
                 Received::Login(sender) if sender == receiver => own_login = true,
                 Received::Login(_) | Received::Malformed => books.counts.malformed += 1,
-                Received::Notice => books.counts.notices += 1,
+                Received::Notice => {
+                    books.counts.notices += 1;
+                    // The first few say what the server objected to.
+                    if books.counts.notices <= 3 {
+                        log::warn!("connection {receiver}: {}", String::from_utf8_lossy(line));
+                    }
+                }
             }
         })?;
         if arrived {

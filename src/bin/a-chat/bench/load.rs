@@ -61,7 +61,7 @@ impl Driver {
         let mut load = Load {
             schedule: Schedule::new(plan.shape, plan.senders, plan.messages),
             rng: XorShift::new(plan.seed),
-            picker: ReceiverPicker::new(plan.conns),
+            picker: ReceiverPicker::new(plan.conns, plan.cross_nodes.then_some(plan.addrs.len())),
             receivers: Vec::with_capacity(plan.fanout),
             burst: (BURST_BYTES / line_len).max(1) as u64,
             // The open loop lists no one: its timetable says who sends.

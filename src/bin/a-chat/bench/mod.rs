@@ -46,8 +46,13 @@ const FD_RESERVE: u64 = 16;
 /// `a-chat bench`: runs the plan, prints the report, exits 0 when the run passed, 1 when not.
 pub fn main(args: &BenchArgs) -> io::Result<ExitCode> {
     let plan = Plan::from_args(args).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let probe = args.server_pid.map(ProcProbe::process);
-    let report = run(plan, probe.as_ref())?;
+    let probes: Vec<ProcProbe> = args
+        .server_pid
+        .iter()
+        .copied()
+        .map(ProcProbe::process)
+        .collect();
+    let report = run(plan, &probes)?;
     let mut stdout = io::stdout().lock();
     if args.json {
         writeln!(stdout, "{}", report.to_json())?;
@@ -62,8 +67,8 @@ pub fn main(args: &BenchArgs) -> io::Result<ExitCode> {
     })
 }
 
-/// Runs `plan` against its server; `probe`, when given, measures the server.
-pub fn run(plan: Plan, probe: Option<&ProcProbe>) -> io::Result<Report> {
+/// Runs `plan` against its servers; `probes`, when given, measure them (summed).
+pub fn run(plan: Plan, probe: &[ProcProbe]) -> io::Result<Report> {
     let nofile = a_chat::process::raise_open_file_limit();
     if (plan.conns as u64).saturating_add(FD_RESERVE) > nofile {
         return Err(io::Error::other(format!(
@@ -86,7 +91,11 @@ pub fn run(plan: Plan, probe: Option<&ProcProbe>) -> io::Result<Report> {
     log::info!(
         "connecting {} connections to {}, {} at a time",
         plan.conns,
-        plan.addr,
+        plan.addrs
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
         plan.ramp
     );
     let mut driver = Driver::new(plan)?;
@@ -120,6 +129,8 @@ pub fn run(plan: Plan, probe: Option<&ProcProbe>) -> io::Result<Report> {
     report.sent = books.counts.sent;
     report.expected = books.expected();
     report.delivered = books.counts.delivered;
+    report.nodes = driver.plan.addrs.len();
+    report.cross_node_delivered = books.counts.cross_node;
     report.lost = report.expected - report.delivered;
     report.duplicates = books.counts.duplicates;
     report.out_of_order = books.counts.out_of_order;
@@ -165,18 +176,38 @@ fn hold(driver: &mut Driver, report: &mut Report) -> io::Result<()> {
     }
 }
 
-fn sample_memory(probe: Option<&ProcProbe>) -> Option<Memory> {
-    probe?
-        .memory()
-        .map_err(|e| log::warn!("cannot read the server's memory: {e}"))
-        .ok()
+/// The memory of the probed processes, summed; `None` without probes or if one fails.
+fn sample_memory(probes: &[ProcProbe]) -> Option<Memory> {
+    if probes.is_empty() {
+        return None;
+    }
+    let mut total = Memory {
+        rss_bytes: 0,
+        hwm_bytes: 0,
+    };
+    for probe in probes {
+        let memory = probe
+            .memory()
+            .map_err(|e| log::warn!("cannot read a server's memory: {e}"))
+            .ok()?;
+        total.rss_bytes += memory.rss_bytes;
+        total.hwm_bytes += memory.hwm_bytes;
+    }
+    Some(total)
 }
 
-/// The server's CPU time so far, in microseconds.
-fn sample_cpu(probe: Option<&ProcProbe>) -> Option<u64> {
-    probe?
-        .cpu_time()
-        .map(|cpu| cpu.as_micros() as u64)
-        .map_err(|e| log::warn!("cannot read the server's CPU time: {e}"))
-        .ok()
+/// The probed processes' CPU time so far, summed, in microseconds.
+fn sample_cpu(probes: &[ProcProbe]) -> Option<u64> {
+    if probes.is_empty() {
+        return None;
+    }
+    let mut total = 0;
+    for probe in probes {
+        let cpu = probe
+            .cpu_time()
+            .map_err(|e| log::warn!("cannot read a server's CPU time: {e}"))
+            .ok()?;
+        total += cpu.as_micros() as u64;
+    }
+    Some(total)
 }

@@ -67,6 +67,9 @@ pub struct Report {
     pub sent: u64,
     pub expected: u64,
     pub delivered: u64,
+    /// The servers loaded (nodes of a cluster), and the copies delivered between two of them.
+    pub nodes: usize,
+    pub cross_node_delivered: u64,
     pub lost: u64,
     pub duplicates: u64,
     pub out_of_order: u64,
@@ -159,6 +162,8 @@ impl Report {
             ("sent", self.sent.into()),
             ("expected", self.expected.into()),
             ("delivered", self.delivered.into()),
+            ("nodes", self.nodes.into()),
+            ("cross_node_delivered", self.cross_node_delivered.into()),
             ("lost", self.lost.into()),
             ("duplicates", self.duplicates.into()),
             ("out_of_order", self.out_of_order.into()),
