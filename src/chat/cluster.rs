@@ -238,31 +238,18 @@ impl<T: Transport> Chat<T> {
         }
     }
 
-    /// Records from other nodes: messages for peers here (queued as local ones are, or bounced
-    /// back when the peer is gone), and bounces of messages from peers here.
+    /// Records from other nodes: messages for peers here (queued as local ones are, one buffer
+    /// shared by a record's receivers, or bounced back when the peer is gone), and bounces of
+    /// messages from peers here.
     fn on_records(&mut self, payload: &[u8]) {
         for record in records::parse_records(payload) {
             match record {
                 Ok(Record::Message {
                     origin,
                     sender,
-                    dest,
+                    dests,
                     text,
-                }) => match self.directory.get(dest) {
-                    Some(&key) => {
-                        let bytes = self.format_message(sender, text);
-                        let charge = bytes.len();
-                        if self.queue(key, bytes, charge) {
-                            self.stats.messages_routed += 1;
-                            self.stats.cluster.messages_received += 1;
-                        }
-                    }
-                    None => {
-                        if let Some(link) = &mut self.cluster {
-                            link.bounce(origin, sender, dest);
-                        }
-                    }
-                },
+                }) => self.deliver_record(origin, sender, dests, text),
                 Ok(Record::Bounce { sender, dest }) => {
                     if let Some(&key) = self.directory.get(sender) {
                         self.undelivered(key, dest, Undelivered::NoSuchPeer);
@@ -273,6 +260,39 @@ impl<T: Transport> Chat<T> {
                     String::from_utf8_lossy(line)
                 ),
             }
+        }
+    }
+
+    /// Queues TEXT from `sender` (on node `origin`) for each of `dests` here, or bounces it.
+    fn deliver_record(&mut self, origin: &str, sender: &str, dests: &str, text: &str) {
+        let mut shared: Option<Rc<[u8]>> = None;
+        // Whether the buffer is counted in the queues' memory: from its first receiver on.
+        let mut charged = false;
+        for dest in records::dest_names(dests) {
+            let Some(&key) = self.directory.get(dest) else {
+                if let Some(link) = &mut self.cluster {
+                    link.bounce(origin, sender, dest);
+                }
+                continue;
+            };
+            let bytes = match &shared {
+                Some(bytes) => bytes.clone(),
+                None => shared.insert(self.format_message(sender, text)).clone(),
+            };
+            let charge = if charged { 0 } else { bytes.len() };
+            if self.queue(key, bytes, charge) {
+                charged = true;
+                self.stats.messages_routed += 1;
+                self.stats.cluster.messages_received += 1;
+            }
+        }
+        // As in `route`: receivers evicted meanwhile may have left this the buffer's last
+        // holder.
+        if let Some(bytes) = shared
+            && charged
+            && Rc::strong_count(&bytes) == 1
+        {
+            self.stats.queue_memory -= bytes.len();
         }
     }
 

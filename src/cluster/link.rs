@@ -13,6 +13,7 @@ use log::{info, warn};
 
 use super::records;
 use super::resp::{self, Frame, Reply};
+use super::route_batch::RouteBatch;
 use super::scripts;
 use crate::stats::ClusterStats;
 
@@ -76,47 +77,6 @@ pub(crate) enum Event {
     Records(Vec<u8>),
     /// The hold on the names lapsed (no renewal for the TTL): every peer must go.
     HoldLost,
-}
-
-/// Routed records sent together: their bytes (back to back) and, per record, its sender and
-/// where the destination's name lies in the bytes (for the notice, if one comes back).
-#[derive(Debug, Default)]
-pub(crate) struct RouteBatch {
-    records: Vec<u8>,
-    entries: Vec<RouteEntry>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct RouteEntry {
-    who: Who,
-    /// Where the record ends in `records`.
-    end: u32,
-    /// Where its destination's name begins in `records`, and its length.
-    dest: (u32, u8),
-}
-
-impl RouteBatch {
-    fn dest(&self, entry: &RouteEntry) -> &str {
-        let (start, len) = (entry.dest.0 as usize, usize::from(entry.dest.1));
-        std::str::from_utf8(&self.records[start..start + len]).unwrap_or("")
-    }
-
-    /// The records from entry `from` on, moved into a new batch (this one keeps the rest).
-    fn split_off(&mut self, from: usize) -> RouteBatch {
-        let base = match from {
-            0 => 0,
-            _ => self.entries[from - 1].end,
-        };
-        let mut entries = self.entries.split_off(from);
-        for entry in &mut entries {
-            entry.end -= base;
-            entry.dest.0 -= base;
-        }
-        RouteBatch {
-            records: self.records.split_off(base as usize),
-            entries,
-        }
-    }
 }
 
 /// A request sent on the current connection, waiting for its reply.
@@ -237,7 +197,7 @@ impl ClusterLink {
 
     /// Bytes for Redis not written yet, the records waiting for the batch in flight included.
     fn backlog(&self) -> usize {
-        self.out.len() + self.routes.records.len()
+        self.out.len() + self.routes.bytes()
     }
 
     /// Whether the driver should open a connection now.
@@ -332,10 +292,10 @@ impl ClusterLink {
                 }
             }
             Request::Route(batch) => {
-                for entry in &batch.entries {
+                for (who, dest) in batch.dests() {
                     self.events.push(Event::Route {
-                        who: entry.who,
-                        dest: batch.dest(entry).into(),
+                        who,
+                        dest: dest.into(),
                         outcome: Undelivered::Unavailable,
                     });
                 }
@@ -474,13 +434,13 @@ impl ClusterLink {
                 let outcomes = match &reply {
                     // One status for all: the records went to one node together.
                     Some(Reply::Integers(outcomes))
-                        if outcomes.len() == 1 || outcomes.len() == batch.entries.len() =>
+                        if outcomes.len() == 1 || outcomes.len() == batch.dest_count() =>
                     {
                         outcomes
                     }
                     _ => return Err(unexpected(&request)),
                 };
-                for (i, entry) in batch.entries.iter().enumerate() {
+                for (i, (who, dest)) in batch.dests().enumerate() {
                     let outcome = match outcomes[if outcomes.len() == 1 { 0 } else { i }] {
                         1 => {
                             self.stats.messages_sent += 1;
@@ -490,8 +450,8 @@ impl ClusterLink {
                         _ => Undelivered::Unavailable,
                     };
                     self.events.push(Event::Route {
-                        who: entry.who,
-                        dest: batch.dest(entry).into(),
+                        who,
+                        dest: dest.into(),
                         outcome,
                     });
                 }
@@ -573,16 +533,7 @@ impl ClusterLink {
         if !self.is_available() {
             return false;
         }
-        let batch = &mut self.routes;
-        let start = batch.records.len();
-        records::write_message(&mut batch.records, &self.node, sender, dest, text);
-        // `M,ORIGIN,SENDER,` comes before the destination's name.
-        let dest_start = start + 2 + self.node.len() + 1 + sender.len() + 1;
-        batch.entries.push(RouteEntry {
-            who,
-            end: batch.records.len() as u32,
-            dest: (dest_start as u32, dest.len() as u8),
-        });
+        self.routes.push(&self.node, who, sender, dest, text);
         true
     }
 
@@ -684,42 +635,13 @@ impl ClusterLink {
     }
 
     /// Sends the records routed since the last batch was answered (none while one is in
-    /// flight), in `EVALSHA`s of [`BATCH`] records at most.
+    /// flight), in `EVALSHA`s of about [`BATCH`] destinations each.
     fn encode_routes(&mut self) {
-        if self.routes_in_flight > 0 || self.routes.entries.is_empty() {
+        if self.routes_in_flight > 0 || self.routes.is_empty() {
             return;
         }
-        let mut rest = std::mem::take(&mut self.routes);
-        while !rest.entries.is_empty() {
-            let tail = rest.split_off(rest.entries.len().min(BATCH));
-            let batch = std::mem::replace(&mut rest, tail);
-            let mut keys = String::new();
-            let mut key_ends = Vec::with_capacity(batch.entries.len());
-            let mut ends = String::new();
-            for entry in &batch.entries {
-                keys.push_str(scripts::NAME_KEY);
-                keys.push_str(batch.dest(entry));
-                key_ends.push(keys.len());
-                if !ends.is_empty() {
-                    ends.push(',');
-                }
-                ends.push_str(&entry.end.to_string());
-            }
-            let count = batch.entries.len().to_string();
-            let mut args: Vec<&[u8]> = Vec::with_capacity(batch.entries.len() + 5);
-            args.extend([
-                b"EVALSHA".as_slice(),
-                self.shas[scripts::ROUTE_INDEX].as_bytes(),
-                count.as_bytes(),
-            ]);
-            let mut start = 0;
-            for &end in &key_ends {
-                args.push(&keys.as_bytes()[start..end]);
-                start = end;
-            }
-            args.push(&batch.records);
-            args.push(ends.as_bytes());
-            resp::encode_command(&mut self.out, &args);
+        for batch in std::mem::take(&mut self.routes).into_chunks(BATCH) {
+            batch.encode(self.shas[scripts::ROUTE_INDEX], &mut self.out);
             self.pending.push_back(Request::Route(batch));
             self.routes_in_flight += 1;
         }

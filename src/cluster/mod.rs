@@ -9,11 +9,13 @@
 //! | `link.rs` | the link to Redis: connection, requests and replies, batches, the hold, events |
 //! | `scripts.rs` | the Lua scripts, and the keys and channels in Redis |
 //! | `records.rs` | the records nodes send each other |
+//! | `route_batch.rs` | the records of one route batch, and their destinations |
 //! | `resp.rs` | RESP3 encoding and decoding through `redis-protocol` |
 
 mod link;
 pub(crate) mod records;
 mod resp;
+mod route_batch;
 mod scripts;
 
 use std::net::{SocketAddr, ToSocketAddrs};

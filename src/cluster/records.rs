@@ -1,9 +1,11 @@
 //! What nodes send each other through their channels: records, one per line.
 //!
-//! - `M,ORIGIN,SENDER,DEST,TEXT`: a message from SENDER on node ORIGIN to DEST.
+//! - `M,ORIGIN,SENDER,DESTS,TEXT`: a message from SENDER on node ORIGIN to each of DESTS
+//!   (names joined by `:`, in the order the line named them; one name may come twice, from
+//!   two lines with the same text).
 //! - `B,SENDER,DEST`: a bounce, back to the origin node: DEST was not there any more.
 //!
-//! Names hold no `,` and TEXT no newline, so the fields split without escaping.
+//! Names hold no `,` or `:` and TEXT no newline, so the fields split without escaping.
 
 use crate::parse::is_valid_name;
 
@@ -13,7 +15,8 @@ pub(crate) enum Record<'a> {
     Message {
         origin: &'a str,
         sender: &'a str,
-        dest: &'a str,
+        /// Names joined by `:`: see [`dest_names`].
+        dests: &'a str,
         text: &'a str,
     },
     Bounce {
@@ -22,7 +25,13 @@ pub(crate) enum Record<'a> {
     },
 }
 
-/// Appends a message record.
+/// The names of a message record's DESTS.
+pub(crate) fn dest_names(dests: &str) -> impl Iterator<Item = &str> {
+    dests.split(':')
+}
+
+/// Appends a message record to one destination (more join it in
+/// [`super::route_batch::RouteBatch::push`]).
 pub(crate) fn write_message(out: &mut Vec<u8>, origin: &str, sender: &str, dest: &str, text: &str) {
     for part in [
         b"M,".as_slice(),
@@ -66,7 +75,7 @@ fn parse_record(line: &[u8]) -> Option<Record<'_>> {
     let record = match line.split_once(',')? {
         ("M", rest) => {
             let mut fields = rest.splitn(4, ',');
-            let (origin, sender, dest, text) = (
+            let (origin, sender, dests, text) = (
                 fields.next()?,
                 fields.next()?,
                 fields.next()?,
@@ -75,7 +84,7 @@ fn parse_record(line: &[u8]) -> Option<Record<'_>> {
             Record::Message {
                 origin,
                 sender,
-                dest,
+                dests,
                 text,
             }
         }
@@ -89,9 +98,9 @@ fn parse_record(line: &[u8]) -> Option<Record<'_>> {
         Record::Message {
             origin,
             sender,
-            dest,
+            dests,
             ..
-        } => !origin.is_empty() && is_valid_name(sender) && is_valid_name(dest),
+        } => !origin.is_empty() && is_valid_name(sender) && dest_names(dests).all(is_valid_name),
         Record::Bounce { sender, dest } => is_valid_name(sender) && is_valid_name(dest),
     };
     names_ok.then_some(record)
@@ -106,14 +115,15 @@ mod tests {
         let mut out = Vec::new();
         write_message(&mut out, "n1", "alice smith", "bob", "a, b: c");
         write_bounce(&mut out, "alice smith", "ghost");
-        out.extend_from_slice(b"X,what\nM,n1,bad:name,bob,hi\n\xff\n");
+        out.extend_from_slice(b"M,n2,carol,bob:dave:bob,hi\n");
+        out.extend_from_slice(b"X,what\nM,n1,bad:name,bob,hi\nM,n1,al,bob::dave,hi\n\xff\n");
         let records: Vec<_> = parse_records(&out).collect();
         assert_eq!(
             records[0],
             Ok(Record::Message {
                 origin: "n1",
                 sender: "alice smith",
-                dest: "bob",
+                dests: "bob",
                 text: "a, b: c"
             })
         );
@@ -124,7 +134,14 @@ mod tests {
                 dest: "ghost"
             })
         );
-        assert!(records[2..].iter().all(Result::is_err));
-        assert_eq!(records.len(), 5);
+        let Ok(Record::Message { dests, .. }) = records[2] else {
+            panic!("{:?}", records[2]);
+        };
+        assert_eq!(
+            dest_names(dests).collect::<Vec<_>>(),
+            ["bob", "dave", "bob"]
+        );
+        assert!(records[3..].iter().all(Result::is_err));
+        assert_eq!(records.len(), 7);
     }
 }

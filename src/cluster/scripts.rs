@@ -1,5 +1,5 @@
-//! The Lua scripts the nodes run in Redis (with `EVAL`: Redis caches them by their text), and
-//! the names of the keys and channels they use.
+//! The Lua scripts the nodes run in Redis (loaded once per connection with `SCRIPT LOAD`, then
+//! run by their SHA1 with `EVALSHA`), and the names of the keys and channels they use.
 //!
 //! - `a-chat:node:ID`: a node's liveness key, `SET` with a TTL of `--cluster-ttl` and renewed a
 //!   third of it apart. While it exists, the node holds its names.
@@ -65,14 +65,15 @@ end
 return #KEYS
 ";
 
-/// Routes records. KEYS: the destinations' name keys; ARGV[1]: the records, back to back, in
-/// the order of KEYS; ARGV[2]: where each record ends, comma-separated. The holders are read
-/// with one MGET. When one live node holds every destination (two nodes, most often), the
-/// records go to its channel as they came, in one PUBLISH, and the reply is one status for
-/// all. Otherwise they are split and published per holder, in order, and the reply has a
-/// status per record. A status is 1 when the records were handed to the holder's node, 0 when
-/// nobody holds the name (a dead node's leftover claim is deleted), 2 when the holder is alive
-/// but not subscribed (unreachable now).
+/// Routes records. KEYS: the destinations' name keys, in the order the records name them;
+/// ARGV[1]: the records, back to back; ARGV[2]: per record, where it ends and how many
+/// destinations it names (`END,COUNT,END,COUNT...`). The holders are read with one MGET. When
+/// one live node holds every destination (two nodes, most often), the records go to its
+/// channel as they came, in one PUBLISH, and the reply is one status for all. Otherwise each
+/// record is cut per holder (its destinations on that node, same sender and text), published
+/// per holder in order, and the reply has a status per destination. A status is 1 when the
+/// record was handed to the holder's node, 0 when nobody holds the name (a dead node's
+/// leftover claim is deleted), 2 when the holder is alive but not subscribed (unreachable now).
 pub(crate) const ROUTE: &str = "-- a-chat route
 local holders = redis.call('MGET', unpack(KEYS))
 local alive = {}
@@ -101,30 +102,50 @@ end
 if same and live(first) then
   return {publish(first, ARGV[1])}
 end
-local ends = {}
-for e in string.gmatch(ARGV[2], '%d+') do
-  ends[#ends + 1] = tonumber(e)
+local nums = {}
+for n in string.gmatch(ARGV[2], '%d+') do
+  nums[#nums + 1] = tonumber(n)
 end
+local prefix = string.len('a-chat:name:')
 local out, batches, order = {}, {}, {}
-local start = 1
-for i = 1, #KEYS do
-  local record = string.sub(ARGV[1], start, ends[i])
-  start = ends[i] + 1
-  local holder = holders[i]
-  out[i] = 0
-  if holder then
-    if live(holder) then
-      local batch = batches[holder]
-      if not batch then
-        batch = {idx = {}, parts = {}}
-        batches[holder] = batch
-        order[#order + 1] = holder
+local start, k = 1, 0
+for r = 1, #nums, 2 do
+  local record = string.sub(ARGV[1], start, nums[r])
+  start = nums[r] + 1
+  local _, head_end = string.find(record, '^[^,]*,[^,]*,[^,]*,')
+  local tail_start = string.find(record, ',', head_end + 1, true)
+  local names, named = {}, {}
+  for _ = 1, nums[r + 1] do
+    k = k + 1
+    local holder = holders[k]
+    out[k] = 0
+    if holder then
+      if live(holder) then
+        if not names[holder] then
+          names[holder] = {}
+          named[#named + 1] = holder
+        end
+        local list = names[holder]
+        list[#list + 1] = k
+      else
+        redis.call('DEL', KEYS[k])
       end
-      batch.idx[#batch.idx + 1] = i
-      batch.parts[#batch.parts + 1] = record
-    else
-      redis.call('DEL', KEYS[i])
     end
+  end
+  for _, holder in ipairs(named) do
+    local batch = batches[holder]
+    if not batch then
+      batch = {idx = {}, parts = {}}
+      batches[holder] = batch
+      order[#order + 1] = holder
+    end
+    local dests = {}
+    for i, key in ipairs(names[holder]) do
+      dests[i] = string.sub(KEYS[key], prefix + 1)
+      batch.idx[#batch.idx + 1] = key
+    end
+    batch.parts[#batch.parts + 1] = string.sub(record, 1, head_end)
+      .. table.concat(dests, ':') .. string.sub(record, tail_start)
   end
 end
 for _, holder in ipairs(order) do

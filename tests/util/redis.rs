@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -162,6 +162,8 @@ pub struct RedisProxy {
 
 struct ProxyState {
     blackhole: AtomicBool,
+    /// Connections accepted and set up so far.
+    connections: AtomicUsize,
     /// The node-facing side of each connection, to inject into or cut.
     clients: Mutex<Vec<TcpStream>>,
 }
@@ -172,6 +174,7 @@ impl RedisProxy {
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(ProxyState {
             blackhole: AtomicBool::new(false),
+            connections: AtomicUsize::new(0),
             clients: Mutex::new(Vec::new()),
         });
         let shared = state.clone();
@@ -193,6 +196,7 @@ impl RedisProxy {
                     let state = shared.clone();
                     thread::spawn(move || pump(from, to, &state));
                 }
+                shared.connections.fetch_add(1, Ordering::SeqCst);
             }
         });
         RedisProxy { addr, state }
@@ -201,6 +205,14 @@ impl RedisProxy {
     /// `redis://ADDR` of the proxy.
     pub fn url(&self) -> String {
         format!("redis://{}", self.addr)
+    }
+
+    /// Waits until the proxy has set up `n` connections in all (a node's log says it connected
+    /// as soon as the kernel accepted; the proxy may not have its side yet).
+    pub fn wait_for_connections(&self, n: usize) {
+        super::eventually("the proxy has the connection", || {
+            (self.state.connections.load(Ordering::SeqCst) >= n).then_some(())
+        });
     }
 
     /// Stops (or lets) bytes move, both ways.

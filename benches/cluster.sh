@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The cost of a cross-node delivery against a local one, side by side in one run.
+#
+#   bash benches/cluster.sh [ROUNDS]
+#
+# Per round and fan-out (K=1, K=8), 1,000 connections flat out: one node alone, then two
+# nodes and one Redis with every message crossing (`a-chat bench --cross-node`). CPU per
+# delivery is read by the bench from /proc for every process given with --server-pid: the
+# node, or both nodes and Redis together. Needs redis-server on PATH; builds the release binary.
+set -euo pipefail
+rounds=${1:-3}
+cd "$(dirname "$0")/.."
+cargo build --release -q
+bin=target/release/a-chat
+command -v redis-server > /dev/null || { echo "redis-server is missing: apt-get install -y redis-server" >&2; exit 1; }
+tmp=$(mktemp -d)
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$tmp"' EXIT
+
+start_node() { # LOG [ARGS...]: starts a server, prints its pid and address
+    local log=$1; shift
+    $bin server --listen 127.0.0.1:0 -q "$@" > "$log" &
+    local pid=$!
+    for _ in $(seq 200); do grep -q "listening on" "$log" && break; sleep 0.05; done
+    echo "$pid $(awk '/listening on/ {print $3; exit}' "$log")"
+}
+field() { grep -o "\"$1\":[^,}]*" | head -1 | cut -d: -f2; }
+run() { # LABEL K MESSAGES BENCH-ARGS...
+    local label=$1 k=$2 messages=$3; shift 3
+    local json
+    json=$($bin bench -q --json --conns 1000 --messages "$messages" --fanout "$k" "$@")
+    printf '%-12s K=%s  %9.0f deliveries/s  lost %s  %5.2f us CPU/delivery\n' "$label" "$k" \
+        "$(echo "$json" | field delivered_per_sec)" "$(echo "$json" | field lost)" \
+        "$(echo "$json" | field server_cpu_us_per_delivery)"
+}
+
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --loglevel warning > /dev/null &
+redis=$!; pids+=($redis)
+for _ in $(seq 100); do redis-cli -p "$port" ping > /dev/null 2>&1 && break; sleep 0.05; done
+read -r solo solo_addr < <(start_node "$tmp/solo"); pids+=($solo)
+read -r n1 a1 < <(start_node "$tmp/n1" --cluster "redis://127.0.0.1:$port"); pids+=($n1)
+read -r n2 a2 < <(start_node "$tmp/n2" --cluster "redis://127.0.0.1:$port"); pids+=($n2)
+for round in $(seq "$rounds"); do
+    echo "round $round"
+    for k in 1 8; do
+        messages=$((2400 / (k + 2)))
+        run "one node" $k $messages --addr "$solo_addr" --server-pid "$solo"
+        run "cross-node" $k $messages --addr "$a1" --addr "$a2" --cross-node \
+            --server-pid "$n1" --server-pid "$n2" --server-pid "$redis"
+    done
+done

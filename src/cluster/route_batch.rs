@@ -1,0 +1,237 @@
+//! The records routed to other nodes in one batch: their bytes back to back, ready to be the
+//! route script's argument, and per destination its sender and where its name lies (for the
+//! notice, if one comes back). A line's destinations on other nodes travel in one record, the
+//! way a local line's receivers share one buffer.
+
+use super::link::Who;
+use super::records;
+use super::resp;
+use super::scripts;
+
+/// Destinations one record names at most (a line naming more takes several records).
+const MAX_DESTS_PER_RECORD: u32 = 64;
+
+#[derive(Debug, Default)]
+pub(crate) struct RouteBatch {
+    records: Vec<u8>,
+    /// Per record: where it ends in `records`, and how many destinations it names.
+    ends: Vec<(u32, u32)>,
+    /// Per destination, in the records' order.
+    dests: Vec<RouteDest>,
+    /// The last record, while more destinations of the same line may join it: its sender, and
+    /// where its destinations end (at the `,` before the text).
+    open: Option<(Who, u32)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct RouteDest {
+    who: Who,
+    /// Where the destination's name begins in `records`, and its length.
+    name: (u32, u8),
+}
+
+impl RouteBatch {
+    /// Adds TEXT from `sender` (connection `who`, on node `node`) to `dest`. When the last
+    /// record has the same sender and text (the line's previous destination), `dest` joins it.
+    pub(crate) fn push(&mut self, node: &str, who: Who, sender: &str, dest: &str, text: &str) {
+        if let Some((open_who, dests_end)) = self.open
+            && open_who == who
+            && let Some(last) = self.ends.last_mut()
+            && last.1 < MAX_DESTS_PER_RECORD
+            && self.records[dests_end as usize + 1..last.0 as usize - 1] == *text.as_bytes()
+        {
+            let at = dests_end as usize;
+            let joined = 1 + dest.len() as u32;
+            self.records
+                .splice(at..at, std::iter::once(b':').chain(dest.bytes()));
+            last.0 += joined;
+            last.1 += 1;
+            self.open = Some((who, dests_end + joined));
+            self.dests.push(RouteDest {
+                who,
+                name: (dests_end + 1, dest.len() as u8),
+            });
+            return;
+        }
+        let start = self.records.len();
+        records::write_message(&mut self.records, node, sender, dest, text);
+        // `M,ORIGIN,SENDER,` comes before the destinations.
+        let dest_start = (start + 2 + node.len() + 1 + sender.len() + 1) as u32;
+        self.ends.push((self.records.len() as u32, 1));
+        self.dests.push(RouteDest {
+            who,
+            name: (dest_start, dest.len() as u8),
+        });
+        self.open = Some((who, dest_start + dest.len() as u32));
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The records' bytes.
+    pub(crate) fn bytes(&self) -> usize {
+        self.records.len()
+    }
+
+    /// How many destinations the batch names.
+    pub(crate) fn dest_count(&self) -> usize {
+        self.dests.len()
+    }
+
+    /// Each destination with its sender, in order.
+    pub(crate) fn dests(&self) -> impl Iterator<Item = (Who, &str)> {
+        self.dests.iter().map(|dest| {
+            let (start, len) = (dest.name.0 as usize, usize::from(dest.name.1));
+            let name = std::str::from_utf8(&self.records[start..start + len]).unwrap_or("");
+            (dest.who, name)
+        })
+    }
+
+    /// Cuts the batch into batches of about `max` destinations (never splitting a record),
+    /// each copied once.
+    pub(crate) fn into_chunks(self, max: usize) -> Vec<RouteBatch> {
+        if self.dests.len() <= max {
+            return vec![RouteBatch { open: None, ..self }];
+        }
+        let mut chunks = Vec::new();
+        let (mut record, mut dest, mut base) = (0, 0, 0u32);
+        while record < self.ends.len() {
+            let (first_record, first_dest) = (record, dest);
+            while record < self.ends.len() && dest - first_dest < max {
+                dest += self.ends[record].1 as usize;
+                record += 1;
+            }
+            let end = self.ends[record - 1].0;
+            chunks.push(RouteBatch {
+                records: self.records[base as usize..end as usize].to_vec(),
+                ends: self.ends[first_record..record]
+                    .iter()
+                    .map(|&(end, count)| (end - base, count))
+                    .collect(),
+                dests: self.dests[first_dest..dest]
+                    .iter()
+                    .map(|dest| RouteDest {
+                        name: (dest.name.0 - base, dest.name.1),
+                        ..*dest
+                    })
+                    .collect(),
+                open: None,
+            });
+            base = end;
+        }
+        chunks
+    }
+
+    /// Appends the `EVALSHA` of the route script (whose SHA1 is `sha`) for this batch to `out`:
+    /// the destinations' name keys, then the records and, per record, where it ends and how
+    /// many destinations it names.
+    pub(crate) fn encode(&self, sha: &str, out: &mut Vec<u8>) {
+        let mut keys = String::new();
+        let mut key_ends = Vec::with_capacity(self.dests.len());
+        for (_, name) in self.dests() {
+            keys.push_str(scripts::NAME_KEY);
+            keys.push_str(name);
+            key_ends.push(keys.len());
+        }
+        let mut ends = String::new();
+        for (end, count) in &self.ends {
+            if !ends.is_empty() {
+                ends.push(',');
+            }
+            ends.push_str(&format!("{end},{count}"));
+        }
+        let count = self.dests.len().to_string();
+        let mut args: Vec<&[u8]> = Vec::with_capacity(self.dests.len() + 5);
+        args.extend([b"EVALSHA".as_slice(), sha.as_bytes(), count.as_bytes()]);
+        let mut start = 0;
+        for &end in &key_ends {
+            args.push(&keys.as_bytes()[start..end]);
+            start = end;
+        }
+        args.push(&self.records);
+        args.push(ends.as_bytes());
+        resp::encode_command(out, &args);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn who(key: usize) -> Who {
+        Who { key, generation: 1 }
+    }
+
+    #[test]
+    fn a_lines_destinations_share_one_record() {
+        let mut batch = RouteBatch::default();
+        batch.push("n1", who(1), "alice", "bob", "hi, all");
+        batch.push("n1", who(1), "alice", "carol", "hi, all");
+        batch.push("n1", who(1), "alice", "dave", "other");
+        batch.push("n1", who(2), "erin", "bob", "other");
+        assert_eq!(
+            batch.records,
+            b"M,n1,alice,bob:carol,hi, all\nM,n1,alice,dave,other\nM,n1,erin,bob,other\n"
+        );
+        assert_eq!(batch.ends, [(29, 2), (51, 1), (71, 1)]);
+        let dests: Vec<_> = batch.dests().collect();
+        assert_eq!(
+            dests,
+            [
+                (who(1), "bob"),
+                (who(1), "carol"),
+                (who(1), "dave"),
+                (who(2), "bob")
+            ]
+        );
+    }
+
+    #[test]
+    fn records_name_a_bounded_number_of_destinations() {
+        let mut batch = RouteBatch::default();
+        let names: Vec<String> = (0..MAX_DESTS_PER_RECORD + 1)
+            .map(|i| format!("p{i}"))
+            .collect();
+        for name in &names {
+            batch.push("n1", who(1), "alice", name, "hi");
+        }
+        assert_eq!(batch.ends.len(), 2);
+        assert_eq!(batch.ends[0].1, MAX_DESTS_PER_RECORD);
+        assert_eq!(batch.dest_count(), names.len());
+    }
+
+    #[test]
+    fn chunks_keep_records_whole_and_names_in_place() {
+        let mut batch = RouteBatch::default();
+        for line in 0..10 {
+            for dest in ["bob", "carol", "dave"] {
+                batch.push("n1", who(line), "alice", dest, &format!("line {line}"));
+            }
+        }
+        let all: Vec<_> = batch
+            .dests()
+            .map(|(who, name)| (who, name.to_string()))
+            .collect();
+        let chunks = batch.into_chunks(7);
+        // 7 destinations do not end a record: a chunk takes the whole of its last record.
+        assert_eq!(
+            chunks
+                .iter()
+                .map(RouteBatch::dest_count)
+                .collect::<Vec<_>>(),
+            [9, 9, 9, 3]
+        );
+        let again: Vec<_> = chunks
+            .iter()
+            .flat_map(|chunk| chunk.dests().map(|(who, name)| (who, name.to_string())))
+            .collect();
+        assert_eq!(again, all);
+        assert!(
+            chunks[1]
+                .records
+                .starts_with(b"M,n1,alice,bob:carol:dave,line 3\n")
+        );
+        assert_eq!(chunks[3].ends, [(33, 3)]);
+    }
+}
