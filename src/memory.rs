@@ -191,6 +191,11 @@ impl MemoryServer {
         self.key(id).is_some_and(|key| self.chat.is_logged_in(key))
     }
 
+    /// The name connection `id` is logged in as now, if it is.
+    pub fn logged_in_name(&self, id: u64) -> Option<&str> {
+        self.key(id).and_then(|key| self.chat.logged_in_name(key))
+    }
+
     /// Why the connection `id` was closed, once it was.
     pub fn close_reason(&self, id: u64) -> Option<&CloseReason> {
         self.finished.get(&id).map(|(_, reason)| reason)
@@ -288,6 +293,71 @@ impl MemoryServer {
             stats.messages_routed,
             pending,
         )
+    }
+}
+
+/// Cluster mode in memory: the caller plays Redis. Between turns it connects the node's link
+/// when [`MemoryServer::redis_wants_connection`] (or refuses), hands it Redis's bytes with
+/// [`MemoryServer::redis_input`] (handled as an event of the next [`MemoryServer::turn`]), and
+/// takes what the node sends with [`MemoryServer::take_redis_output`] after each turn: one turn,
+/// one write, as the `mio` driver does.
+#[cfg(feature = "cluster")]
+impl MemoryServer {
+    /// Makes this server node `node` of a cluster, with `ttl` as its `--cluster-ttl`. Call
+    /// before the first connection.
+    pub fn join_cluster(&mut self, node: &str, ttl: Duration) {
+        let link = crate::cluster::ClusterLink::new(node.to_string(), ttl, self.now);
+        self.chat.join_cluster(link);
+    }
+
+    /// Whether the link wants a connection to Redis now.
+    pub fn redis_wants_connection(&self) -> bool {
+        self.chat
+            .cluster()
+            .is_some_and(|link| link.wants_connection(self.now))
+    }
+
+    /// The link's connection attempt: made (`true`) or refused.
+    pub fn redis_connect(&mut self, made: bool) {
+        let Some(link) = self.chat.cluster_mut() else {
+            return;
+        };
+        link.on_connecting();
+        if made {
+            self.chat.on_cluster_connected(self.now);
+        } else {
+            self.chat.on_cluster_disconnected(self.now);
+        }
+    }
+
+    /// Bytes from Redis. An `Err` (Redis broke the protocol) has already dropped the
+    /// connection, as the driver does.
+    pub fn redis_input(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let result = self.chat.on_cluster_input(bytes, self.now);
+        if result.is_err() {
+            self.chat.on_cluster_disconnected(self.now);
+        }
+        result
+    }
+
+    /// The connection to Redis broke.
+    pub fn redis_disconnected(&mut self) {
+        self.chat.on_cluster_disconnected(self.now);
+    }
+
+    /// What the node wrote to Redis since the last call.
+    pub fn take_redis_output(&mut self) -> Vec<u8> {
+        let Some(link) = self.chat.cluster_mut() else {
+            return Vec::new();
+        };
+        let out = link.output().to_vec();
+        link.consumed(out.len());
+        out
+    }
+
+    /// Whether the node has left its cluster (after a graceful shutdown).
+    pub fn has_left_cluster(&self) -> bool {
+        self.chat.cluster().is_some_and(|link| link.has_left())
     }
 }
 

@@ -155,6 +155,7 @@ impl<T: Transport> Chat<T> {
         let Some(link) = &mut self.cluster else {
             return Ok(());
         };
+        link.check_lapse(now);
         let result = link.on_input(bytes);
         self.apply_cluster_events(now);
         result
@@ -221,6 +222,12 @@ impl<T: Transport> Chat<T> {
                     }
                 }
                 Event::Records(payload) => self.on_records(&payload),
+                Event::Reclaim => {
+                    let names: Vec<Rc<str>> = self.directory.keys().cloned().collect();
+                    if let Some(link) = &mut self.cluster {
+                        link.reclaim(&names);
+                    }
+                }
                 Event::HoldLost => {
                     let active: Vec<usize> = self
                         .peers
@@ -264,7 +271,24 @@ impl<T: Transport> Chat<T> {
     }
 
     /// Queues TEXT from `sender` (on node `origin`) for each of `dests` here, or bounces it.
+    ///
+    /// A record from this very node was routed through Redis because its destination was not
+    /// logged in here then (its login was still claiming the name): it is answered as a local
+    /// line to a name not logged in is, `error: no such peer`, never delivered late, where a
+    /// later line of the same sender, routed locally since, would overtake it.
     fn deliver_record(&mut self, origin: &str, sender: &str, dests: &str, text: &str) {
+        if self
+            .cluster
+            .as_ref()
+            .is_some_and(|link| link.node() == origin)
+        {
+            if let Some(&key) = self.directory.get(sender) {
+                for dest in records::dest_names(dests) {
+                    self.undelivered(key, dest, Undelivered::NoSuchPeer);
+                }
+            }
+            return;
+        }
         let mut shared: Option<Rc<[u8]>> = None;
         // Whether the buffer is counted in the queues' memory: from its first receiver on.
         let mut charged = false;

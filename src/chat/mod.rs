@@ -279,6 +279,15 @@ impl<T: Transport> Chat<T> {
             .is_some_and(|peer| matches!(peer.phase, Phase::Chatting))
     }
 
+    /// The name `key` is logged in as, if it is logged in now (for tests and simulations).
+    pub(crate) fn logged_in_name(&self, key: usize) -> Option<&str> {
+        let peer = self.peers.get(key)?;
+        match peer.phase {
+            Phase::Chatting => peer.name.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The counters now.
     pub fn stats(&self) -> Stats {
         let mut stats = Stats {

@@ -77,6 +77,9 @@ pub(crate) enum Event {
     Records(Vec<u8>),
     /// The hold on the names lapsed (no renewal for the TTL): every peer must go.
     HoldLost,
+    /// Redis lost the node's key while it held names: the core gives them to
+    /// [`ClusterLink::reclaim`].
+    Reclaim,
 }
 
 /// A request sent on the current connection, waiting for its reply.
@@ -88,6 +91,10 @@ enum Request {
     Subscribe,
     Hold {
         sent_at: Instant,
+        /// Sent with the node's peers' names said to exist.
+        has_names: bool,
+        /// The first of a connection (a reclaim of every name follows it anyway).
+        first: bool,
     },
     /// Claims for logins.
     Claim {
@@ -101,6 +108,24 @@ enum Request {
     Route(RouteBatch),
     Publish,
     Leave,
+}
+
+/// What a log line says about a request: its kind and size, not its bytes.
+impl std::fmt::Display for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Request::Hello => write!(f, "HELLO"),
+            Request::Load(sha) => write!(f, "SCRIPT LOAD of {sha}"),
+            Request::Subscribe => write!(f, "SUBSCRIBE"),
+            Request::Hold { .. } => write!(f, "the hold's renewal"),
+            Request::Claim { names } => write!(f, "a claim of {} names", names.len()),
+            Request::Reclaim { names } => write!(f, "a reclaim of {} names", names.len()),
+            Request::Release => write!(f, "a release"),
+            Request::Route(batch) => write!(f, "a route to {} destinations", batch.dest_count()),
+            Request::Publish => write!(f, "PUBLISH"),
+            Request::Leave => write!(f, "the node's leave"),
+        }
+    }
 }
 
 /// The connection's state.
@@ -140,6 +165,9 @@ pub(crate) struct ClusterLink {
     routes_in_flight: usize,
     /// The scripts' SHA1s, in the order of [`scripts::ALL`].
     shas: [&'static str; 4],
+    /// A hold was granted once: the node was in the cluster (Redis missing `a-chat:cluster`
+    /// then means Redis lost its data).
+    joined: bool,
     /// Until when the node holds its names (the last renewal's send time plus the TTL).
     held_until: Option<Instant>,
     next_heartbeat: Option<Instant>,
@@ -167,6 +195,7 @@ impl ClusterLink {
             bounces: Vec::new(),
             routes_in_flight: 0,
             shas: script_shas(),
+            joined: false,
             held_until: None,
             next_heartbeat: None,
             left: false,
@@ -237,7 +266,19 @@ impl ClusterLink {
         self.pending.push_back(Request::Subscribe);
         let names: Vec<Rc<str>> = names.cloned().collect();
         self.send_hold(now, !names.is_empty());
+        if let Some(Request::Hold { first, .. }) = self.pending.back_mut() {
+            *first = true;
+        }
         self.encode_releases();
+        self.reclaim(&names);
+    }
+
+    /// Claims `names` again, for peers logged in here (after a reconnect, or when Redis lost
+    /// this node's key); a name another node holds now comes back as [`Event::NameLost`].
+    pub(crate) fn reclaim(&mut self, names: &[Rc<str>]) {
+        if self.conn != Conn::Up {
+            return; // the next connection reclaims them all
+        }
         for chunk in names.chunks(BATCH) {
             self.encode_claims(chunk.iter().map(|name| &**name), b"again");
             self.pending.push_back(Request::Reclaim {
@@ -273,7 +314,7 @@ impl ClusterLink {
         }
         let routes = std::mem::take(&mut self.routes);
         self.fail(Request::Route(routes));
-        self.bounces.clear();
+        // The bounces wait for the next connection: their senders are told late, not never.
         if self.leaving {
             self.left = true;
         }
@@ -351,10 +392,10 @@ impl ClusterLink {
         };
         let reply = match frame {
             Frame::Error(error) => {
-                warn!("cluster: Redis answered {request:?} with an error: {error}");
+                warn!("cluster: Redis answered {request} with an error: {error}");
                 if matches!(request, Request::Hello | Request::Load(_)) {
                     return Err(format!(
-                        "Redis refused {request:?} (Redis 6 or later is needed)"
+                        "Redis refused {request} (Redis 6 or later is needed)"
                     ));
                 }
                 if matches!(request, Request::Route(_)) {
@@ -366,8 +407,7 @@ impl ClusterLink {
             Frame::Push(_) => None,
             Frame::Reply(reply) => Some(reply),
         };
-        let unexpected =
-            |request: &Request| format!("an unexpected reply to {request:?}: {reply:?}");
+        let unexpected = |request: &Request| format!("an unexpected reply to {request}: {reply:?}");
         match &request {
             Request::Hello | Request::Release | Request::Publish => {}
             Request::Load(sha) => {
@@ -384,10 +424,21 @@ impl ClusterLink {
                     return Err(unexpected(&request));
                 }
             }
-            Request::Hold { sent_at } => {
+            Request::Hold {
+                sent_at,
+                has_names,
+                first,
+            } => {
                 let Some(Reply::Integer(existed)) = reply else {
                     return Err(unexpected(&request));
                 };
+                if existed == 0 && *has_names && !*first {
+                    // Redis lost this node's key while the node held names (its own clock
+                    // says the hold never lapsed): Redis lost its data, and the recovery
+                    // window the script opened is for claiming them again.
+                    warn!("cluster: Redis had lost this node's key: claiming its names again");
+                    self.events.push(Event::Reclaim);
+                }
                 if self.held_until.is_none() {
                     info!(
                         "cluster: joined as node {} ({} hold)",
@@ -396,6 +447,7 @@ impl ClusterLink {
                     );
                 }
                 self.held_until = Some(*sent_at + self.ttl);
+                self.joined = true;
                 self.backoff = MIN_BACKOFF;
             }
             Request::Claim { names } => {
@@ -485,6 +537,13 @@ impl ClusterLink {
         {
             self.send_hold(now, has_names);
         }
+        self.check_lapse(now);
+    }
+
+    /// Whether the hold lapsed by the node's clock: then [`Event::HoldLost`]. Checked by the
+    /// timers, and before Redis's bytes are read (a renewal's reply read late must not hide
+    /// a lapse that came before it).
+    pub(crate) fn check_lapse(&mut self, now: Instant) {
         if self.held_until.is_some_and(|until| until <= now) {
             warn!(
                 "cluster: the hold on this node's names lapsed ({:?} without a renewal)",
@@ -498,17 +557,22 @@ impl ClusterLink {
     fn send_hold(&mut self, now: Instant, has_names: bool) {
         let key = format!("{}{}", scripts::NODE_KEY, self.node);
         let ttl = self.ttl.as_millis().max(1).to_string();
-        let has_names: &[u8] = if has_names { b"1" } else { b"0" };
-        let args: [&[u8]; 6] = [
+        let flag = |on: bool| -> &'static [u8] { if on { b"1" } else { b"0" } };
+        let args: [&[u8]; 7] = [
             b"EVALSHA",
             self.shas[scripts::HOLD_INDEX].as_bytes(),
             b"1",
             key.as_bytes(),
             ttl.as_bytes(),
-            has_names,
+            flag(has_names),
+            flag(self.joined),
         ];
         resp::encode_command(&mut self.out, &args);
-        self.pending.push_back(Request::Hold { sent_at: now });
+        self.pending.push_back(Request::Hold {
+            sent_at: now,
+            has_names,
+            first: false,
+        });
         self.next_heartbeat = Some(now + self.ttl / 3);
     }
 
@@ -613,7 +677,8 @@ impl ClusterLink {
     }
 
     fn encode_claims<'a>(&mut self, names: impl Iterator<Item = &'a str>, mode: &[u8]) {
-        self.encode_names(scripts::CLAIM_INDEX, names, &[mode]);
+        let ttl = self.ttl.as_millis().max(1).to_string();
+        self.encode_names(scripts::CLAIM_INDEX, names, &[mode, ttl.as_bytes()]);
     }
 
     /// `EVALSHA` of script `index` with the keys of `names`, the node's ID, then `extra`.

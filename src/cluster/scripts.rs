@@ -7,9 +7,12 @@
 //!   free: a dead node's names are free once its key expires, with no per-name refresh.
 //! - `a-chat:to:ID`: the channel a node subscribes to; other nodes publish its peers' messages
 //!   there, batched, one record per line.
-//! - `a-chat:recovering`: set for a TTL by a node that finds Redis without its key while it
-//!   still has peers (Redis lost its data): meanwhile only reclaims are granted, so that every
-//!   surviving node can claim its peers' names again before anyone else takes them.
+//! - `a-chat:cluster`: set (without a TTL) by the first node that reaches a Redis. A node that
+//!   was in the cluster before and finds it missing knows Redis lost its data.
+//! - `a-chat:recovering`: set for a TTL when Redis lost its data while nodes had peers (a node
+//!   finds its own key, or `a-chat:cluster`, missing): meanwhile only reclaims are granted, so
+//!   that every surviving node can claim its peers' names again before anyone else takes
+//!   them. (A node that has not renewed its hold for the TTL has closed its peers by then.)
 
 /// The prefix of a node's liveness key.
 pub(crate) const NODE_KEY: &str = "a-chat:node:";
@@ -21,21 +24,29 @@ pub(crate) const NAME_KEY: &str = "a-chat:name:";
 pub(crate) const NODE_CHANNEL: &str = "a-chat:to:";
 
 /// Renews the node's hold. KEYS[1]: its key; ARGV[1]: the TTL in ms; ARGV[2]: `1` if it has
-/// peers. Returns 1 if the key was there, 0 if not (then, with peers, Redis lost its data or
-/// the node was gone too long: a recovery window opens).
+/// peers; ARGV[3]: `1` if it was in the cluster before (an earlier connection's hold was
+/// granted). Returns 1 if the key was there, 0 if not. A recovery window opens when the key
+/// was missing while the node has peers, or `a-chat:cluster` was missing and the node was in
+/// the cluster before: Redis lost its data.
 pub(crate) const HOLD: &str = "-- a-chat hold
 local existed = redis.call('EXISTS', KEYS[1])
+local new_redis = redis.call('SET', 'a-chat:cluster', '1', 'NX')
 redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
-if existed == 0 and ARGV[2] == '1' then
+if (existed == 0 and ARGV[2] == '1') or (new_redis and ARGV[3] == '1') then
   redis.call('SET', 'a-chat:recovering', '1', 'PX', ARGV[1], 'NX')
 end
 return existed
 ";
 
 /// Claims names. KEYS: the names' keys; ARGV[1]: the node's ID; ARGV[2]: `new` for logins,
-/// `again` for the names of peers already logged in (after a reconnect). Returns per name: 1
-/// held by this node now, 0 held by another live node, 2 refused because the cluster recovers.
+/// `again` for the names of peers already logged in (after a reconnect); ARGV[3]: the TTL in
+/// ms. Returns per name: 1 held by this node now, 0 held by another live node, 2 refused
+/// because the cluster recovers. A Redis without `a-chat:cluster` (flushed under the nodes'
+/// connections) opens the recovery window itself.
 pub(crate) const CLAIM: &str = "-- a-chat claim
+if redis.call('SET', 'a-chat:cluster', '1', 'NX') then
+  redis.call('SET', 'a-chat:recovering', '1', 'PX', ARGV[3], 'NX')
+end
 local recovering = ARGV[2] == 'new' and redis.call('EXISTS', 'a-chat:recovering') == 1
 local out = {}
 for i, key in ipairs(KEYS) do

@@ -134,6 +134,9 @@ pub struct Server {
     state: State,
     /// Whether the late-timer warning was given.
     warned_late: bool,
+    /// When the last turn ended: a timer due before that was late because of the turn itself
+    /// (a long one, a starved process), not because the host slept through it.
+    turn_ended: Option<Instant>,
     /// The shutdown was forced: nothing is waited for any more.
     forced: bool,
     /// The driver's own counters (accept pauses, loop turns, events); the core keeps the rest.
@@ -183,6 +186,7 @@ impl Server {
             accept_starved: false,
             state: State::Running,
             warned_late: false,
+            turn_ended: None,
             forced: false,
             counters: Stats::default(),
         })
@@ -312,6 +316,7 @@ impl Server {
             self.handle_event(registry, event, now);
         }
         self.end_turn(registry, now);
+        self.turn_ended = Some(Instant::now());
     }
 
     /// How long the host may sleep before the server needs [`Server::handle_events`] again:
@@ -550,6 +555,7 @@ impl Server {
         }
         if let Some(due) = self.chat.next_deadline()
             && now.saturating_duration_since(due) > LATE
+            && self.turn_ended.is_none_or(|ended| ended < due)
         {
             self.warned_late = true;
             warn!(

@@ -1,4 +1,4 @@
-//! Deterministic simulation of the IO-free core: a seeded scheduler drives many virtual
+//! One node: a seeded scheduler drives many virtual
 //! connections through logins, duplicate logins, messages to live, dead and repeated peers,
 //! garbage, one-byte reads, partial and blocked writes, resets, half-closes and a shutdown at a
 //! random moment, and every connection's output is compared, line for line, with what a simple
@@ -10,7 +10,8 @@
 //! that turn may differ only where the eviction fell inside it (a notice for the evicted
 //! destination, or the deliveries after an evicted sender's).
 //!
-//! A failing seed is printed; replay it with `SIM_SEED=<seed> cargo test --test simulation`.
+//! A failing seed is printed; replay it with
+//! `SIM_SEED=<seed> cargo test --test simulation single_node`.
 
 use std::collections::HashMap;
 

@@ -1,0 +1,7 @@
+//! Deterministic simulations of the IO-free core, checked against models of the contract:
+//! one node with its connections (`single_node.rs`), and several nodes sharing one chat
+//! through an in-memory model of Redis, with its faults (`cluster.rs`, `fake_redis.rs`).
+
+mod cluster;
+mod fake_redis;
+mod single_node;
