@@ -24,6 +24,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Names or records per `EVALSHA` at most (one write may hold several).
 const BATCH: usize = 512;
 
+/// Route batches sent and not answered at most. Each turn's records go at the end of the turn
+/// (no wait for an earlier batch's answer at low load); past this, they wait and join into
+/// larger batches (fewer script runs when Redis is the bottleneck).
+const MAX_ROUTES_IN_FLIGHT: usize = 16;
+
 /// Bytes waiting for Redis past which the core stops reading its peers (back-pressure: Redis
 /// does not keep up); it reads again once fewer wait.
 const CONGESTED: usize = 4 << 20;
@@ -160,8 +165,8 @@ pub(crate) struct ClusterLink {
     claims: Vec<(Who, Rc<str>)>,
     routes: RouteBatch,
     bounces: Vec<(String, Vec<u8>)>,
-    /// Route batches sent and not answered yet: while there is one, new records wait, and go
-    /// together when it is answered (batches grow with the load, not with the loop's turns).
+    /// Route batches sent and not answered yet: at [`MAX_ROUTES_IN_FLIGHT`], new records wait
+    /// and go together when one is answered (batches then grow with the load).
     routes_in_flight: usize,
     /// The scripts' SHA1s, in the order of [`scripts::ALL`].
     shas: [&'static str; 4],
@@ -224,7 +229,7 @@ impl ClusterLink {
         self.conn == Conn::Up && self.backlog() > CONGESTED
     }
 
-    /// Bytes for Redis not written yet, the records waiting for the batch in flight included.
+    /// Bytes for Redis not written yet, the records waiting for a batch to be answered included.
     fn backlog(&self) -> usize {
         self.out.len() + self.routes.bytes()
     }
@@ -699,10 +704,10 @@ impl ClusterLink {
         resp::encode_command(&mut self.out, &args);
     }
 
-    /// Sends the records routed since the last batch was answered (none while one is in
-    /// flight), in `EVALSHA`s of about [`BATCH`] destinations each.
+    /// Sends the records routed this turn (and those that waited), in `EVALSHA`s of about
+    /// [`BATCH`] destinations each, unless [`MAX_ROUTES_IN_FLIGHT`] batches are unanswered.
     fn encode_routes(&mut self) {
-        if self.routes_in_flight > 0 || self.routes.is_empty() {
+        if self.routes_in_flight >= MAX_ROUTES_IN_FLIGHT || self.routes.is_empty() {
             return;
         }
         for batch in std::mem::take(&mut self.routes).into_chunks(BATCH) {
