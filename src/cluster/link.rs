@@ -737,3 +737,185 @@ fn script_shas() -> [&'static str; 4] {
     let shas = SHAS.get_or_init(|| scripts::ALL.map(scripts::sha));
     [&shas[0], &shas[1], &shas[2], &shas[3]]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redis_protocol::resp3::decode::complete::decode;
+    use redis_protocol::resp3::types::OwnedFrame;
+
+    const TTL: Duration = Duration::from_secs(3);
+
+    /// The commands in the link's output, as arrays of strings; the output is taken.
+    fn commands(link: &mut ClusterLink) -> Vec<Vec<String>> {
+        let out = link.output().to_vec();
+        link.consumed(out.len());
+        let mut at = 0;
+        let mut commands = Vec::new();
+        while let Some((frame, used)) = decode(&out[at..]).expect("RESP") {
+            at += used;
+            let OwnedFrame::Array { data, .. } = frame else {
+                panic!("{frame:?}");
+            };
+            commands.push(
+                data.into_iter()
+                    .map(|part| match part {
+                        OwnedFrame::BlobString { data, .. } => {
+                            String::from_utf8_lossy(&data).into_owned()
+                        }
+                        other => panic!("{other:?}"),
+                    })
+                    .collect(),
+            );
+        }
+        assert_eq!(at, out.len());
+        commands
+    }
+
+    /// A link connected at `now`, its handshake answered (HELLO, the scripts, SUBSCRIBE, the
+    /// hold), its events taken.
+    fn joined(now: Instant) -> ClusterLink {
+        let mut link = ClusterLink::new("n1".into(), TTL, now);
+        assert!(link.wants_connection(now));
+        link.on_connecting();
+        link.on_connected(now, std::iter::empty());
+        link.flush();
+        let sent = commands(&mut link);
+        assert_eq!(sent.len(), 1 + 4 + 1 + 1, "{sent:?}");
+        let mut replies = b"%1\r\n+proto\r\n:3\r\n".to_vec();
+        for sha in script_shas() {
+            replies.extend_from_slice(format!("${}\r\n{sha}\r\n", sha.len()).as_bytes());
+        }
+        replies.extend_from_slice(b">3\r\n$9\r\nsubscribe\r\n$12\r\na-chat:to:n1\r\n:1\r\n:0\r\n");
+        link.on_input(&replies).expect("handshake");
+        assert!(link.is_available());
+        link.take_events();
+        link
+    }
+
+    fn who(key: usize) -> Who {
+        Who { key, generation: 1 }
+    }
+
+    #[test]
+    fn a_turns_work_is_one_write_in_bounded_batches() {
+        let now = Instant::now();
+        let mut link = joined(now);
+        for i in 0..3 {
+            assert!(link.claim(who(i), format!("new{i}").into()));
+            link.release(format!("old{i}").into());
+        }
+        // 1,200 lines to distinct peers: 1,200 records, 1,200 destinations.
+        for i in 0..1200 {
+            assert!(link.route(who(0), "alice", &format!("p{i}"), "hi"));
+        }
+        link.flush();
+        let sent = commands(&mut link);
+        let kinds: Vec<&str> = sent.iter().map(|c| c[1].as_str()).collect();
+        let [hold, claim, release, route] = script_shas();
+        assert_eq!(kinds.iter().filter(|&&k| k == release).count(), 1);
+        assert_eq!(kinds.iter().filter(|&&k| k == claim).count(), 1);
+        assert!(!kinds.contains(&hold));
+        let routes: Vec<&Vec<String>> = sent.iter().filter(|c| c[1] == route).collect();
+        assert_eq!(routes.len(), 3);
+        for command in &routes {
+            let keys: usize = command[2].parse().unwrap();
+            assert!(keys <= BATCH, "{keys} keys in one EVALSHA");
+            assert_eq!(command.len(), 3 + keys + 2);
+        }
+        // Nothing more to write until something new happens.
+        link.flush();
+        assert!(link.output().is_empty());
+    }
+
+    #[test]
+    fn replies_match_their_requests_across_a_reconnect() {
+        let now = Instant::now();
+        let mut link = joined(now);
+        assert!(link.claim(who(1), "alice".into()));
+        assert!(link.route(who(2), "bob", "carol", "hi"));
+        link.flush();
+        commands(&mut link);
+        // The connection breaks before the answers: both waiters hear "unavailable".
+        link.on_disconnected(now);
+        let events = link.take_events();
+        assert!(events.contains(&Event::Claim {
+            who: who(1),
+            name: "alice".into(),
+            outcome: Claimed::Unavailable
+        }));
+        assert!(events.contains(&Event::Route {
+            who: who(2),
+            dest: "carol".into(),
+            outcome: Undelivered::Unavailable
+        }));
+        assert!(!link.wants_connection(now));
+        let later = now + MIN_BACKOFF;
+        assert!(link.wants_connection(later));
+        // The new connection starts over: half a reply left from the old one is gone, and
+        // the first answer goes to HELLO, not to the old claim.
+        link.on_input(b"*2\r\n:1\r\n")
+            .expect("half a reply is kept");
+        link.on_connecting();
+        link.on_connected(later, std::iter::empty());
+        assert!(link.on_input(b"%1\r\n+proto\r\n:3\r\n").is_ok());
+        assert!(link.take_events().is_empty());
+    }
+
+    #[test]
+    fn a_reply_nobody_waits_for_is_an_error() {
+        let mut link = joined(Instant::now());
+        let error = link.on_input(b":42\r\n").unwrap_err();
+        assert!(error.contains("a reply no request waits for"), "{error}");
+        let mut link = joined(Instant::now());
+        assert!(link.claim(who(1), "alice".into()));
+        link.flush();
+        let error = link.on_input(b"$2\r\nno\r\n").unwrap_err();
+        assert!(
+            error.contains("an unexpected reply to a claim of 1 names"),
+            "{error}"
+        );
+        assert!(link.on_input(b"?what\r\n").is_err());
+    }
+
+    #[test]
+    fn the_hold_lapses_by_the_nodes_clock() {
+        let now = Instant::now();
+        let mut link = joined(now);
+        // Renewals go out a third of the TTL apart, and are not answered.
+        link.on_timer(now + TTL / 3, true);
+        link.flush();
+        let sent = commands(&mut link);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0][1], script_shas()[0]);
+        link.on_timer(now + TTL - Duration::from_millis(1), true);
+        assert!(!link.take_events().contains(&Event::HoldLost));
+        // The TTL after the last granted renewal was sent: lapsed, whatever Redis says later.
+        link.check_lapse(now + TTL);
+        assert_eq!(link.take_events(), vec![Event::HoldLost]);
+        assert!(!link.is_available());
+    }
+
+    #[test]
+    fn a_renewal_that_finds_the_key_gone_claims_the_names_again() {
+        let now = Instant::now();
+        let mut link = joined(now);
+        link.on_timer(now + TTL / 3, true);
+        link.flush();
+        commands(&mut link);
+        link.on_input(b":0\r\n").expect("hold reply");
+        assert_eq!(link.take_events(), vec![Event::Reclaim]);
+        link.reclaim(&["alice".into()]);
+        link.flush();
+        let sent = commands(&mut link);
+        assert_eq!(sent[0][1], script_shas()[1]);
+        assert_eq!(sent[0][3..], ["a-chat:name:alice", "n1", "again", "3000"]);
+        link.on_input(b"*1\r\n:0\r\n").expect("reclaim reply");
+        assert_eq!(
+            link.take_events(),
+            vec![Event::NameLost {
+                name: "alice".into()
+            }]
+        );
+    }
+}
