@@ -227,3 +227,205 @@ fn over_tls_with_a_given_ca() {
     );
     assert!(!output.status.success());
 }
+
+/// The sweep's JSON, parsed.
+fn sweep_json(output: &Output) -> serde_json::Value {
+    let text = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {text}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+/// The rows of an `.hgrm` file: value (ms), percentile, total count (and 1/(1-p)).
+fn parse_hgrm(text: &str) -> Vec<Vec<f64>> {
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("a header").split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["Value", "Percentile", "TotalCount", "1/(1-Percentile)"]
+    );
+    lines
+        .filter(|line| !line.trim().is_empty() && !line.starts_with('#'))
+        .map(|line| {
+            line.split_whitespace()
+                .map(|field| field.parse::<f64>().expect("a number"))
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn a_sweep_finds_saturation_and_draws_it() {
+    let server = ServerProcess::start(&[]);
+    let dir = std::env::temp_dir().join(format!("a-chat-sweep-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let svg = dir.join("curve.svg");
+    let hgrm = dir.join("step");
+    // 200 messages/s to 49 receivers each keeps up anywhere; 500,000/s (24.5 million copies
+    // a second) saturates any machine, however fast.
+    let output = bench(
+        server.addr(),
+        &[
+            "--conns",
+            "50",
+            "--fanout",
+            "49",
+            "--sweep",
+            "--rates",
+            "200,500000",
+            "--step-secs",
+            "0.1",
+            "--warmup-secs",
+            "0.05",
+            "--p99-limit-ms",
+            "1000",
+            "--label",
+            "this server",
+            "--plot",
+            svg.to_str().unwrap(),
+            "--hgrm",
+            hgrm.to_str().unwrap(),
+        ],
+    );
+    let json = sweep_json(&output);
+    assert_eq!(output.status.code(), Some(0), "{json}");
+    assert_eq!(json["result"], "pass");
+    assert_eq!(json["sustained_per_sec"], 200.0, "{json}");
+    assert_eq!(json["saturated_per_sec"], 500000.0, "{json}");
+    let steps = json["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2);
+    assert!(steps[0]["saturated"].is_null());
+    assert!(steps[1]["saturated"].is_string());
+    for step in steps {
+        assert_eq!(step["lost"], 0);
+        assert!(
+            step["latency_us_p99"].as_u64().unwrap() <= step["latency_us_max"].as_u64().unwrap()
+        );
+    }
+
+    // The plot: an SVG document with both charts' captions, the run's label and the
+    // saturation in its legend, and the curves drawn.
+    let text = std::fs::read_to_string(&svg).unwrap();
+    let doc = roxmltree::Document::parse(&text).expect("the plot is well-formed XML");
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    let texts: Vec<&str> = doc
+        .descendants()
+        .filter(|node| node.has_tag_name("text"))
+        .filter_map(|node| node.text())
+        .collect();
+    for needle in [
+        "Latency from scheduled send to arrival, against offered rate",
+        "Delivered against offered rate",
+        "this server",
+        "saturation: kept up with 200/s",
+        "p99",
+    ] {
+        assert!(
+            texts.iter().any(|t| t.contains(needle)),
+            "no {needle:?} in {texts:?}"
+        );
+    }
+    assert!(texts.iter().any(|t| t.contains("K=49")), "{texts:?}");
+    let lines = doc
+        .descendants()
+        .filter(|node| node.has_tag_name("polyline") || node.has_tag_name("path"))
+        .count();
+    assert!(lines >= 7, "only {lines} lines drawn");
+
+    // One .hgrm per step, each a percentile distribution up to 100%.
+    for rate in ["200", "500000"] {
+        let path = format!("{}-{rate}.hgrm", hgrm.display());
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let rows = parse_hgrm(&text);
+        assert!(rows.len() > 5, "{text}");
+        assert!(
+            rows.windows(2)
+                .all(|w| w[0][0] <= w[1][0] && w[0][1] <= w[1][1])
+        );
+        assert_eq!(rows.last().unwrap()[1], 1.0);
+        assert!(text.contains("#[Max     ="), "{text}");
+    }
+
+    // A saved sweep drawn again, beside another: no run, one plot of two curves.
+    let saved = dir.join("saved.json");
+    std::fs::write(&saved, json.to_string()).unwrap();
+    let both = dir.join("both.svg");
+    let output = Command::new(binary())
+        .args(["bench", "--plot", both.to_str().unwrap()])
+        .args([
+            "--from",
+            saved.to_str().unwrap(),
+            "--from",
+            saved.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let text = std::fs::read_to_string(&both).unwrap();
+    let doc = roxmltree::Document::parse(&text).unwrap();
+    assert!(
+        doc.descendants()
+            .any(|node| node.text().map(str::trim) == Some("a-chat bench --sweep: 2 runs"))
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_sweep_sees_loss_and_fails() {
+    let addr = lossy_server(7);
+    let output = bench(
+        addr,
+        &[
+            "--conns",
+            "20",
+            "--sweep",
+            "--rates",
+            "200,400",
+            "--step-secs",
+            "0.2",
+            "--warmup-secs",
+            "0",
+            "--grace",
+            "0.5",
+        ],
+    );
+    let json = sweep_json(&output);
+    assert_eq!(output.status.code(), Some(1), "{json}");
+    assert_eq!(json["result"], "fail");
+    let steps = json["steps"].as_array().unwrap();
+    // The first lossy step ends the sweep.
+    assert_eq!(steps.len(), 1, "{json}");
+    assert!(steps[0]["lost"].as_u64().unwrap() > 0, "{json}");
+}
+
+#[test]
+fn progress_is_shown_on_standard_error_for_longer_runs() {
+    let server = ServerProcess::start(&[]);
+    let output = Command::new(binary())
+        .args(["bench", "--addr", &server.addr().to_string()])
+        .args(["--conns", "20", "--rate", "100", "--messages", "15", "-q"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("bench: "))
+        .collect();
+    // 300 messages at 100/s: three seconds, so a line from the second second on.
+    assert!(!lines.is_empty(), "{stderr}");
+    assert!(
+        lines[0].contains("20/20 logged in") && lines[0].contains("lost"),
+        "{stderr}"
+    );
+    // Not with --json, unless asked.
+    let output = bench(
+        server.addr(),
+        &["--conns", "20", "--rate", "100", "--messages", "15"],
+    );
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("bench: "));
+}

@@ -77,8 +77,64 @@ pub struct BenchArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Show live progress on standard error even with --json (it is on otherwise, for runs
+    /// longer than two seconds).
+    #[arg(long)]
+    pub progress: bool,
     #[command(flatten)]
     pub tls: TlsClientArgs,
+    #[command(flatten)]
+    pub sweep: SweepArgs,
+}
+
+/// The options of `a-chat bench --sweep` and of its outputs.
+#[derive(Debug, Clone, Args)]
+pub struct SweepArgs {
+    /// Sweep offered rates in the open loop, on the same connections, until the server
+    /// saturates: from --rate (default 1000), doubling, or the rates of --rates.
+    #[arg(long, conflicts_with_all = ["window", "idle"])]
+    pub sweep: bool,
+    /// With --sweep: these offered rates (messages per second, comma-separated) instead of
+    /// doubling.
+    #[arg(
+        long,
+        value_name = "R,R,...",
+        value_delimiter = ',',
+        requires = "sweep"
+    )]
+    pub rates: Vec<f64>,
+    /// With --sweep: the highest rate tried.
+    #[arg(long, value_name = "R", default_value_t = 10_000_000.0)]
+    pub max_rate: f64,
+    /// With --sweep: seconds each rate is measured, after its warm-up.
+    #[arg(long, value_name = "SECS", default_value = "3", value_parser = parse_secs)]
+    pub step_secs: Duration,
+    /// With --sweep: seconds each rate runs before it is measured.
+    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_secs)]
+    pub warmup_secs: Duration,
+    /// With --sweep: a rate whose p99 latency passes this many milliseconds is saturated (so is
+    /// one whose delivered rate falls below 90% of the offered one).
+    #[arg(long, value_name = "MS", default_value_t = 10.0)]
+    pub p99_limit_ms: f64,
+    /// With --sweep and doubling rates: how many times the span between the last rate kept up
+    /// with and the first that was not is halved.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub refine: usize,
+    /// Draw the sweep (and those of --from) as an SVG: latency percentiles and delivered rate
+    /// against offered rate.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<std::path::PathBuf>,
+    /// With --sweep: write each step's latency distribution in HdrHistogram's .hgrm text
+    /// format, to PREFIX-RATE.hgrm.
+    #[arg(long, value_name = "PREFIX", requires = "sweep")]
+    pub hgrm: Option<String>,
+    /// The name of this run in the JSON and the plot's legend.
+    #[arg(long, value_name = "NAME")]
+    pub label: Option<String>,
+    /// With --plot: also draw the sweep saved in FILE (`--sweep --json` output); repeatable.
+    /// Without --sweep, nothing is run: the saved sweeps are drawn.
+    #[arg(long, value_name = "FILE", requires = "plot")]
+    pub from: Vec<std::path::PathBuf>,
 }
 
 /// How messages are paced.
@@ -127,6 +183,56 @@ pub struct Plan {
     pub tls: Option<Vec<TlsTarget>>,
     /// Receivers only on other nodes than their sender's.
     pub cross_nodes: bool,
+    /// Show live progress on standard error.
+    pub progress: bool,
+}
+
+/// A sweep's rates and bounds, checked.
+#[derive(Debug, Clone)]
+pub struct SweepPlan {
+    /// The first rate (doubling) or all of them.
+    pub rates: Vec<f64>,
+    pub doubling: bool,
+    pub max_rate: f64,
+    pub step: Duration,
+    pub warmup: Duration,
+    pub p99_limit: Duration,
+    pub refine: usize,
+    pub label: String,
+}
+
+impl SweepPlan {
+    /// Checks the sweep's options.
+    pub fn from_args(args: &BenchArgs) -> Result<SweepPlan, String> {
+        let sweep = &args.sweep;
+        let positive = |x: f64| x.is_finite() && x > 0.0;
+        let (rates, doubling) = if sweep.rates.is_empty() {
+            (vec![args.rate.unwrap_or(1000.0)], true)
+        } else {
+            let mut rates = sweep.rates.clone();
+            rates.sort_by(f64::total_cmp);
+            (rates, false)
+        };
+        if !rates.iter().copied().all(positive) || !positive(sweep.max_rate) {
+            return Err("sweep rates must be positive numbers of messages per second".into());
+        }
+        if sweep.step_secs.is_zero() {
+            return Err("--step-secs must be above 0".into());
+        }
+        if !positive(sweep.p99_limit_ms) {
+            return Err("--p99-limit-ms must be above 0".into());
+        }
+        Ok(SweepPlan {
+            rates,
+            doubling,
+            max_rate: sweep.max_rate,
+            step: sweep.step_secs,
+            warmup: sweep.warmup_secs,
+            p99_limit: Duration::from_secs_f64(sweep.p99_limit_ms / 1000.0),
+            refine: sweep.refine,
+            label: sweep.label.clone().unwrap_or_default(),
+        })
+    }
 }
 
 impl Plan {
@@ -155,7 +261,9 @@ impl Plan {
                 "--addr {addr} is not a loopback address (add --allow-remote to load a server elsewhere)"
             ));
         }
-        let shape = match (args.idle, args.window, args.rate) {
+        // A sweep sets each step's rate itself; --rate is where it starts.
+        let rate = if args.sweep.sweep { None } else { args.rate };
+        let shape = match (args.idle, args.window, rate) {
             (true, _, _) => Shape::Idle,
             (false, Some(0), _) => return Err("--window must be at least 1".into()),
             (false, Some(w), _) => Shape::Window(w),
@@ -195,6 +303,7 @@ impl Plan {
             prefix: args.prefix.clone(),
             tls: None,
             cross_nodes: args.cross_node,
+            progress: args.progress || !args.json,
         };
         if args.tls.tls {
             let config = client_config(args.tls.ca.as_deref()).map_err(|e| e.to_string())?;

@@ -33,7 +33,8 @@ impl Driver {
                 );
                 break;
             }
-            self.turn(None, |_, _| {})?;
+            self.turn(Some(Instant::now() + Duration::from_secs(1)), |_, _| {})?;
+            self.show_progress("connecting");
         }
         Ok(started.elapsed())
     }

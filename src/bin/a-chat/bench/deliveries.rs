@@ -49,9 +49,14 @@ pub struct Deliveries {
     completed: Vec<u32>,
     /// Per (receiver, sender): 1 + the highest sequence number received.
     next_expected: PairTable,
-    /// End-to-end latency in microseconds.
+    /// End-to-end latency in microseconds (with a window: of the copies sent within it).
     pub latency_us: Histogram<u64>,
     pub counts: Counts,
+    /// A sweep step's measurement window, in ns since the run's start: latencies are recorded
+    /// for copies sent within it, and copies arriving within it are counted.
+    window_ns: Option<(u64, u64)>,
+    /// Copies that arrived within the window.
+    pub window_arrivals: u64,
 }
 
 impl Deliveries {
@@ -77,7 +82,16 @@ impl Deliveries {
             next_expected: PairTable::new(receivers, senders),
             latency_us: latency_histogram(max_latency_us),
             counts: Counts::default(),
+            window_ns: None,
+            window_arrivals: 0,
         }
+    }
+
+    /// Measures only within `[start_ns, end_ns)` (since the run's start): latency of the copies
+    /// sent then, and the count of copies arriving then (the delivered rate of a sweep step).
+    pub fn with_window(mut self, start_ns: u64, end_ns: u64) -> Self {
+        self.window_ns = Some((start_ns, end_ns));
+        self
     }
 
     /// Connections take turns over `nodes` nodes: deliveries between two of them are counted.
@@ -154,8 +168,20 @@ impl Deliveries {
         if self.nodes > 1 && sender as usize % self.nodes != receiver as usize % self.nodes {
             self.counts.cross_node += 1;
         }
-        self.latency_us
-            .saturating_record(now_ns.saturating_sub(sent_ns) / 1000);
+        match self.window_ns {
+            None => self
+                .latency_us
+                .saturating_record(now_ns.saturating_sub(sent_ns) / 1000),
+            Some((start, end)) => {
+                if sent_ns >= start && sent_ns < end {
+                    self.latency_us
+                        .saturating_record(now_ns.saturating_sub(sent_ns) / 1000);
+                }
+                if now_ns >= start && now_ns < end {
+                    self.window_arrivals += 1;
+                }
+            }
+        }
         if self.missing[index] == 0 {
             self.undelivered[sender as usize] -= 1;
             self.completed.push(sender);
@@ -321,6 +347,37 @@ mod tests {
         assert_eq!(run(8), run(DENSE_PAIRS));
         assert_eq!(run(8).delivered, 4);
         assert_eq!(run(8).out_of_order, 1);
+    }
+
+    #[test]
+    fn a_window_times_what_was_sent_in_it_and_counts_what_arrived_in_it() {
+        let mut books = Deliveries::new(8, 1, 4, 1, 1_000_000).with_window(10_000, 20_000);
+        for seq in 0..4 {
+            books.on_sent(0, seq);
+        }
+        // Sent before the window (warm-up), arriving in it: counted, not timed.
+        books.on_message(1, stamp(0, 0), 15_000);
+        // Sent in it (seq 1 at 11 µs after the run's start), arriving in it and after it.
+        let at = |seq| Stamp {
+            sender: 0,
+            seq,
+            sent_ns: 11_000,
+        };
+        books.on_message(1, at(1), 19_000);
+        books.on_message(1, at(2), 40_000);
+        // Sent after it.
+        books.on_message(
+            1,
+            Stamp {
+                sent_ns: 25_000,
+                ..stamp(0, 3)
+            },
+            26_000,
+        );
+        assert_eq!(books.counts.delivered, 4);
+        assert_eq!(books.window_arrivals, 2);
+        assert_eq!(books.latency_us.len(), 2);
+        assert_eq!(books.latency_us.max(), 29);
     }
 
     #[test]

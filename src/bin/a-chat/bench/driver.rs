@@ -12,6 +12,7 @@ use mio::{Events, Poll, Token};
 use super::args::Plan;
 use super::conn::{Conn, Phase};
 use super::deliveries::{Deliveries, latency_histogram};
+use super::progress::{Progress, Snapshot};
 use super::wire::{self, Received};
 
 /// Bytes read from a socket at a time, into the one scratch buffer of the loop.
@@ -38,6 +39,11 @@ pub struct Driver {
     pub connect_login_us: Histogram<u64>,
     /// When a copy of a message last arrived.
     pub last_arrival: Option<Instant>,
+    pub progress: Progress,
+    /// Words before the phase in progress lines (a sweep's step).
+    pub step_label: String,
+    /// Copies lost in earlier sweep steps.
+    pub lost_before: u64,
 }
 
 /// What one event changed, for the phase loops.
@@ -68,8 +74,35 @@ impl Driver {
             failed: 0,
             connect_login_us: latency_histogram(max_us),
             last_arrival: None,
+            progress: Progress::new(false),
+            step_label: String::new(),
+            lost_before: 0,
             plan,
         })
+    }
+
+    /// Shows a progress line if one is due.
+    pub fn show_progress(&mut self, phase: &str) {
+        let Driver {
+            progress,
+            books,
+            step_label,
+            ..
+        } = self;
+        let label = if step_label.is_empty() {
+            phase.to_string()
+        } else {
+            format!("{step_label}, {phase}")
+        };
+        let (logged_in, conns, lost) = (self.logged_in, self.plan.conns, self.lost_before);
+        progress.update(Instant::now(), || Snapshot {
+            phase: &label,
+            logged_in,
+            conns,
+            delivered: books.counts.delivered,
+            in_flight: books.expected() - books.counts.delivered,
+            lost,
+        });
     }
 
     /// Nanoseconds from the run's start to `now`.

@@ -104,6 +104,7 @@ impl Driver {
             if sending_ended && self.books.all_delivered() {
                 break false;
             }
+            self.show_progress(if sending_ended { "draining" } else { "sending" });
             // Nothing arrived and nothing could be sent for `--grace`: what is missing is lost.
             let active = self
                 .last_arrival
@@ -113,7 +114,8 @@ impl Driver {
                 break false;
             }
             let until = if load.ready.is_empty() {
-                active + grace
+                // At least once a second, for the progress line.
+                (active + grace).min(now + Duration::from_secs(1))
             } else {
                 now
             };

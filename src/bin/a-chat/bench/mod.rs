@@ -16,16 +16,22 @@
 //! | `wire.rs` | names, the login, the TEXT format, received lines |
 //! | `deliveries.rs` | the books: sent, arrived, order, latency |
 //! | `report.rs` | the figures as a table or JSON |
+//! | `sweep.rs`, `plot.rs`, `hgrm.rs` | `--sweep`: steps of offered rates, the SVG, `.hgrm` files |
+//! | `progress.rs` | live progress on standard error |
 
 mod args;
 mod conn;
 mod connect;
 mod deliveries;
 mod driver;
+mod hgrm;
 mod load;
 mod pick;
+mod plot;
+mod progress;
 mod report;
 mod schedule;
+mod sweep;
 mod timer;
 mod wire;
 
@@ -33,7 +39,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 use std::time::Instant;
 
-pub use args::{BenchArgs, Plan, Shape};
+pub use args::{BenchArgs, Plan, Shape, SweepPlan};
 pub use report::{Percentiles, Report};
 
 use a_chat::process::{Memory, ProcProbe};
@@ -43,16 +49,27 @@ use driver::Driver;
 /// Descriptors the generator needs besides its connections (the poll, standard streams, /proc).
 const FD_RESERVE: u64 = 16;
 
-/// `a-chat bench`: runs the plan, prints the report, exits 0 when the run passed, 1 when not.
+/// `a-chat bench`: runs the plan (or the sweep), prints the report, exits 0 when the run
+/// passed, 1 when not.
 pub fn main(args: &BenchArgs) -> io::Result<ExitCode> {
-    let plan = Plan::from_args(args).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
+    if args.sweep.sweep || !args.sweep.from.is_empty() {
+        return sweep_main(args);
+    }
+    if args.sweep.plot.is_some() {
+        return Err(invalid(
+            "--plot draws sweeps: add --sweep, or --from FILE".into(),
+        ));
+    }
+    let plan = Plan::from_args(args).map_err(invalid)?;
     let probes: Vec<ProcProbe> = args
         .server_pid
         .iter()
         .copied()
         .map(ProcProbe::process)
         .collect();
-    let report = run(plan, &probes)?;
+    let show_progress = plan.progress;
+    let report = run(plan, &probes, show_progress)?;
     let mut stdout = io::stdout().lock();
     if args.json {
         writeln!(stdout, "{}", report.to_json())?;
@@ -67,8 +84,64 @@ pub fn main(args: &BenchArgs) -> io::Result<ExitCode> {
     })
 }
 
-/// Runs `plan` against its servers; `probes`, when given, measure them (summed).
-pub fn run(plan: Plan, probe: &[ProcProbe]) -> io::Result<Report> {
+/// `--sweep`, and `--plot` of saved sweeps: runs the sweep (unless only `--from` files are
+/// drawn), prints it, writes the plot and the `.hgrm` files.
+fn sweep_main(args: &BenchArgs) -> io::Result<ExitCode> {
+    let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
+    let mut curves = Vec::new();
+    for path in &args.sweep.from {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| invalid(format!("{}: {e}", path.display())))?;
+        let name = path.file_stem().map_or_else(
+            || path.display().to_string(),
+            |stem| stem.to_string_lossy().into_owned(),
+        );
+        curves.push(plot::Curve::from_json(&json, &name).map_err(invalid)?);
+    }
+    let mut passed = true;
+    if args.sweep.sweep {
+        let plan = Plan::from_args(args).map_err(invalid)?;
+        let sweep_plan = SweepPlan::from_args(args).map_err(invalid)?;
+        let probes: Vec<ProcProbe> = args
+            .server_pid
+            .iter()
+            .copied()
+            .map(ProcProbe::process)
+            .collect();
+        let sweep = sweep::run(plan, &sweep_plan, &probes)?;
+        passed = sweep.passed();
+        let mut stdout = io::stdout().lock();
+        if args.json {
+            writeln!(stdout, "{}", sweep.to_json())?;
+        } else {
+            write!(stdout, "{}", sweep.to_table())?;
+        }
+        stdout.flush()?;
+        if let Some(prefix) = &args.sweep.hgrm {
+            for step in &sweep.steps {
+                let path = format!("{prefix}-{:.0}.hgrm", step.offered);
+                std::fs::write(&path, hgrm::percentile_distribution(&step.histogram))
+                    .map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))?;
+            }
+        }
+        curves.insert(0, plot::Curve::from_sweep(&sweep));
+    }
+    if let Some(path) = &args.sweep.plot {
+        plot::draw(&curves, path).map_err(io::Error::other)?;
+        log::info!("plot written to {}", path.display());
+    }
+    Ok(if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Runs `plan` against its servers; `probes`, when given, measure them (summed); progress is
+/// shown on standard error if `show_progress`.
+pub fn run(plan: Plan, probe: &[ProcProbe], show_progress: bool) -> io::Result<Report> {
     let nofile = a_chat::process::raise_open_file_limit();
     if (plan.conns as u64).saturating_add(FD_RESERVE) > nofile {
         return Err(io::Error::other(format!(
@@ -99,6 +172,7 @@ pub fn run(plan: Plan, probe: &[ProcProbe]) -> io::Result<Report> {
         plan.ramp
     );
     let mut driver = Driver::new(plan)?;
+    driver.progress = progress::Progress::new(show_progress);
     let connect = driver.connect_all()?;
     report.connect_login_secs = connect.as_secs_f64();
     report.connect_login_us = Percentiles::of(&driver.connect_login_us);
@@ -124,6 +198,7 @@ pub fn run(plan: Plan, probe: &[ProcProbe]) -> io::Result<Report> {
         report.duration_secs = end.duration.as_secs_f64();
     }
     let after = sample_memory(probe);
+    driver.progress.finish();
 
     let books = &driver.books;
     report.sent = books.counts.sent;
@@ -172,12 +247,13 @@ fn hold(driver: &mut Driver, report: &mut Report) -> io::Result<()> {
         if now >= until {
             return Ok(());
         }
-        driver.wait(until - now)?;
+        driver.wait((until - now).min(std::time::Duration::from_secs(1)))?;
+        driver.show_progress("holding");
     }
 }
 
 /// The memory of the probed processes, summed; `None` without probes or if one fails.
-fn sample_memory(probes: &[ProcProbe]) -> Option<Memory> {
+pub(super) fn sample_memory(probes: &[ProcProbe]) -> Option<Memory> {
     if probes.is_empty() {
         return None;
     }
@@ -197,7 +273,7 @@ fn sample_memory(probes: &[ProcProbe]) -> Option<Memory> {
 }
 
 /// The probed processes' CPU time so far, summed, in microseconds.
-fn sample_cpu(probes: &[ProcProbe]) -> Option<u64> {
+pub(super) fn sample_cpu(probes: &[ProcProbe]) -> Option<u64> {
     if probes.is_empty() {
         return None;
     }
