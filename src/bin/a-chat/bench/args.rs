@@ -114,7 +114,7 @@ pub struct SweepArgs {
     pub warmup_secs: Duration,
     /// With --sweep: a rate whose p99 latency passes this many milliseconds is saturated (so is
     /// one whose delivered rate falls below 90% of the offered one).
-    #[arg(long, value_name = "MS", default_value_t = 10.0)]
+    #[arg(long, value_name = "MS", default_value_t = 25.0)]
     pub p99_limit_ms: f64,
     /// With --sweep and doubling rates: how many times the span between the last rate kept up
     /// with and the first that was not is halved.

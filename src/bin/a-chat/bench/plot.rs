@@ -83,12 +83,7 @@ impl Curve {
             .and_then(Value::as_str)
             .filter(|label| !label.is_empty())
             .unwrap_or(name);
-        let params = format!(
-            "{} conns, K={}, {} B",
-            number(json, "conns").unwrap_or(0.0),
-            number(json, "fanout").unwrap_or(0.0),
-            number(json, "bytes").unwrap_or(0.0)
-        );
+        let params = describe(json);
         Ok(Curve {
             label: label.to_string(),
             params,
@@ -97,6 +92,28 @@ impl Curve {
             saturated: number(json, "saturated_per_sec"),
         })
     }
+}
+
+/// The run's parameters, as [`Sweep::describe`] says them, from its JSON.
+fn describe(json: &Value) -> String {
+    let n = |key: &str| json.get(key).and_then(Value::as_f64).unwrap_or(0.0);
+    let nodes = n("nodes");
+    format!(
+        "{} conns ({} sending), K={}, {} B, {}{} node{}, steps of {} s after {} s warm-up",
+        n("conns"),
+        n("senders"),
+        n("fanout"),
+        n("bytes"),
+        if json.get("tls").and_then(Value::as_bool) == Some(true) {
+            "TLS, "
+        } else {
+            ""
+        },
+        nodes,
+        if nodes == 1.0 { "" } else { "s" },
+        n("step_secs"),
+        n("warmup_secs")
+    )
 }
 
 /// Draws `curves` into the SVG file `path`.
@@ -220,7 +237,7 @@ pub fn draw(curves: &[Curve], path: &Path) -> Result<(), String> {
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(SeriesLabelPosition::LowerRight)
         .border_style(BLACK)
         .background_style(WHITE.mix(0.85))
         .draw()
