@@ -124,13 +124,7 @@ impl<T: Transport> Chat<T> {
             return;
         }
         shutdown.drained = true;
-        let active: Vec<usize> = self
-            .peers
-            .iter()
-            .filter(|(_, peer)| peer.phase.is_active())
-            .map(|(key, _)| key)
-            .collect();
-        for key in active {
+        for key in self.active_keys() {
             self.begin_close(key, CloseReason::Shutdown, now);
         }
     }

@@ -229,13 +229,7 @@ impl<T: Transport> Chat<T> {
                     }
                 }
                 Event::HoldLost => {
-                    let active: Vec<usize> = self
-                        .peers
-                        .iter()
-                        .filter(|(_, peer)| peer.phase.is_active())
-                        .map(|(key, _)| key)
-                        .collect();
-                    for key in active {
+                    for key in self.active_keys() {
                         if self.queue_text(key, "error: cluster unavailable\n") {
                             self.begin_close(key, CloseReason::ClusterUnavailable, now);
                         }

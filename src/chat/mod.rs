@@ -283,6 +283,15 @@ impl<T: Transport> Chat<T> {
             .is_some_and(|peer| matches!(peer.phase, Phase::Chatting))
     }
 
+    /// The keys of the connections logging in or logged in (not closing).
+    fn active_keys(&self) -> Vec<usize> {
+        self.peers
+            .iter()
+            .filter(|(_, peer)| peer.phase.is_active())
+            .map(|(key, _)| key)
+            .collect()
+    }
+
     /// The name `key` is logged in as, if it is logged in now (for tests and simulations).
     pub(crate) fn logged_in_name(&self, key: usize) -> Option<&str> {
         let peer = self.peers.get(key)?;

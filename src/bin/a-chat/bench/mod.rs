@@ -62,12 +62,7 @@ pub fn main(args: &BenchArgs) -> io::Result<ExitCode> {
         ));
     }
     let plan = Plan::from_args(args).map_err(invalid)?;
-    let probes: Vec<ProcProbe> = args
-        .server_pid
-        .iter()
-        .copied()
-        .map(ProcProbe::process)
-        .collect();
+    let probes = probes(args);
     let show_progress = plan.progress;
     let report = run(plan, &probes, show_progress)?;
     let mut stdout = io::stdout().lock();
@@ -82,6 +77,15 @@ pub fn main(args: &BenchArgs) -> io::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// A probe of each `--server-pid`.
+fn probes(args: &BenchArgs) -> Vec<ProcProbe> {
+    args.server_pid
+        .iter()
+        .copied()
+        .map(ProcProbe::process)
+        .collect()
 }
 
 /// `--sweep`, and `--plot` of saved sweeps: runs the sweep (unless only `--from` files are
@@ -104,13 +108,7 @@ fn sweep_main(args: &BenchArgs) -> io::Result<ExitCode> {
     if args.sweep.sweep {
         let plan = Plan::from_args(args).map_err(invalid)?;
         let sweep_plan = SweepPlan::from_args(args).map_err(invalid)?;
-        let probes: Vec<ProcProbe> = args
-            .server_pid
-            .iter()
-            .copied()
-            .map(ProcProbe::process)
-            .collect();
-        let sweep = sweep::run(plan, &sweep_plan, &probes)?;
+        let sweep = sweep::run(plan, &sweep_plan, &probes(args))?;
         passed = sweep.passed();
         let mut stdout = io::stdout().lock();
         if args.json {

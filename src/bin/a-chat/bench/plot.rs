@@ -202,13 +202,7 @@ pub fn draw(curves: &[Curve], path: &Path) -> Result<(), String> {
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(width))
                 });
-            chart
-                .draw_series(
-                    series
-                        .iter()
-                        .map(|&point| Circle::new(point, 3, color.filled())),
-                )
-                .map_err(error)?;
+            chart.draw_series(markers(&series, color)).map_err(error)?;
         }
         if let Some(rate) = curve.sustained.filter(|_| curve.saturated.is_some()) {
             let color = if curves.len() == 1 {
@@ -285,13 +279,7 @@ pub fn draw(curves: &[Curve], path: &Path) -> Result<(), String> {
             .map_err(error)?
             .label(curve_name(curve, c))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-        chart
-            .draw_series(
-                series
-                    .iter()
-                    .map(|&point| Circle::new(point, 3, color.filled())),
-            )
-            .map_err(error)?;
+        chart.draw_series(markers(&series, color)).map_err(error)?;
     }
     chart
         .configure_series_labels()
@@ -302,6 +290,16 @@ pub fn draw(curves: &[Curve], path: &Path) -> Result<(), String> {
         .map_err(error)?;
     root.present().map_err(error)?;
     Ok(())
+}
+
+/// A dot at each point of a series.
+fn markers(
+    series: &[(f64, f64)],
+    color: RGBAColor,
+) -> impl Iterator<Item = Circle<(f64, f64), i32>> + '_ {
+    series
+        .iter()
+        .map(move |&point| Circle::new(point, 3, color.filled()))
 }
 
 /// A rate as an axis shows it: `800`, `20k`, `1.5M`.
