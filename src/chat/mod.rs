@@ -119,12 +119,13 @@ impl<T: Transport> Chat<T> {
     /// An empty core with the given limits, reading at most [`DEFAULT_READ_BUDGET`] bytes from
     /// one connection per call.
     ///
-    /// The directory of names is sized for `config.max_conns` names at once, so that it never
-    /// grows (rehashing every name in one go) while peers log in: at a million peers that
-    /// stalled the loop for 0.2-0.4 s. Its buckets are reserved, not touched, until used.
+    /// The directory of names is sized for `config.max_conns` names at once (16 Mi at most),
+    /// so that it never grows (rehashing every name in one go) while peers log in: at a
+    /// million peers that stalled the loop for 0.2-0.4 s. Its buckets are reserved, not
+    /// touched, until used.
     pub fn new(config: Config) -> Self {
         Chat {
-            directory: HashMap::with_capacity(config.max_conns),
+            directory: HashMap::with_capacity(config.max_conns.min(1 << 24)),
             config,
             peers: Slab::new(),
             active: 0,
