@@ -181,6 +181,20 @@ impl MemoryServer {
         id
     }
 
+    /// One connection per name, each sending its name line, then a turn: the ids, in order.
+    pub fn connect_as(&mut self, names: &[&str]) -> Vec<u64> {
+        let ids = names
+            .iter()
+            .map(|name| {
+                let id = self.connect();
+                self.send(id, format!("{name}\n").as_bytes());
+                id
+            })
+            .collect();
+        self.turn();
+        ids
+    }
+
     /// The core's slab key of connection `id`, while it is open.
     pub fn key(&self, id: u64) -> Option<usize> {
         self.live.get(&id).copied()

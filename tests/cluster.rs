@@ -206,18 +206,7 @@ fn losing_redis_keeps_local_chat_refuses_what_needs_it_and_recovers() {
     // Back before the TTL ran out: the nodes reconnect, reclaim their peers' names, and the
     // cluster works again (after the recovery window, for new logins).
     redis.restart();
-    eventually("alice reaches bob again", || {
-        alice.send("bob, alice: across again\n");
-        let first = alice.line();
-        if first == "from alice: across again" {
-            bob.expect("from alice: across again");
-            return Some(());
-        }
-        assert_eq!(first, "error: cluster unavailable: bob");
-        alice.expect("from alice: across again");
-        thread::sleep(Duration::from_millis(100));
-        None
-    });
+    ping_across(&mut alice, &mut bob);
     let mut carol = login_eventually(b.addr(), "carol");
     carol.send("alice: hello after the restart\n");
     alice.expect("from carol: hello after the restart");

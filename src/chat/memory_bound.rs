@@ -139,15 +139,7 @@ mod tests {
             max_memory,
             ..Config::default()
         });
-        let ids = names
-            .iter()
-            .map(|name| {
-                let id = s.connect();
-                s.send(id, format!("{name}\n").as_bytes());
-                id
-            })
-            .collect();
-        s.turn();
+        let ids = s.connect_as(names);
         (s, ids)
     }
 

@@ -279,9 +279,7 @@ impl<T: Transport> Chat<T> {
 
     /// Whether `key` is logged in now (for tests and simulations).
     pub(crate) fn is_logged_in(&self, key: usize) -> bool {
-        self.peers
-            .get(key)
-            .is_some_and(|peer| matches!(peer.phase, Phase::Chatting))
+        self.logged_in_name(key).is_some()
     }
 
     /// The keys of the connections logging in or logged in (not closing).

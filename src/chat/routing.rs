@@ -156,15 +156,7 @@ mod routing_tests {
 
     fn chat_with(names: &[&str], config: Config) -> (MemoryServer, Vec<u64>) {
         let mut s = MemoryServer::new(config);
-        let ids = names
-            .iter()
-            .map(|name| {
-                let id = s.connect();
-                s.send(id, format!("{name}\n").as_bytes());
-                id
-            })
-            .collect();
-        s.turn();
+        let ids = s.connect_as(names);
         (s, ids)
     }
 

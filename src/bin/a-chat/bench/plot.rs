@@ -83,7 +83,7 @@ impl Curve {
             .and_then(Value::as_str)
             .filter(|label| !label.is_empty())
             .unwrap_or(name);
-        let params = describe(json);
+        let params = super::sweep::describe(json);
         Ok(Curve {
             label: label.to_string(),
             params,
@@ -92,28 +92,6 @@ impl Curve {
             saturated: number(json, "saturated_per_sec"),
         })
     }
-}
-
-/// The run's parameters, as [`Sweep::describe`] says them, from its JSON.
-fn describe(json: &Value) -> String {
-    let n = |key: &str| json.get(key).and_then(Value::as_f64).unwrap_or(0.0);
-    let nodes = n("nodes");
-    format!(
-        "{} conns ({} sending), K={}, {} B, {}{} node{}, steps of {} s after {} s warm-up",
-        n("conns"),
-        n("senders"),
-        n("fanout"),
-        n("bytes"),
-        if json.get("tls").and_then(Value::as_bool) == Some(true) {
-            "TLS, "
-        } else {
-            ""
-        },
-        nodes,
-        if nodes == 1.0 { "" } else { "s" },
-        n("step_secs"),
-        n("warmup_secs")
-    )
 }
 
 /// Draws `curves` into the SVG file `path`.

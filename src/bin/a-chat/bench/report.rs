@@ -237,7 +237,7 @@ impl Report {
 }
 
 /// `x` with at most 3 decimals (and none for whole numbers), as JSON and the table show it.
-fn round3(x: f64) -> f64 {
+pub(super) fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 

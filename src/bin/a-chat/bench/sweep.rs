@@ -22,7 +22,7 @@ use super::args::{Plan, Shape, SweepPlan};
 use super::deliveries::Deliveries;
 use super::driver::Driver;
 use super::progress::Progress;
-use super::report::Percentiles;
+use super::report::{Percentiles, round3 as round};
 use super::wire;
 use super::{sample_cpu, sample_memory};
 
@@ -99,18 +99,7 @@ impl Sweep {
 
     /// One line of the run's parameters (the plot's title says the same).
     pub fn describe(&self) -> String {
-        format!(
-            "{} conns ({} sending), K={}, {} B, {}{} node{}, steps of {} s after {} s warm-up",
-            self.conns,
-            self.senders,
-            self.fanout,
-            self.bytes,
-            if self.tls { "TLS, " } else { "" },
-            self.nodes,
-            if self.nodes == 1 { "" } else { "s" },
-            self.step_secs,
-            self.warmup_secs
-        )
+        describe(&self.to_json())
     }
 
     pub fn to_table(&self) -> String {
@@ -202,8 +191,26 @@ impl Sweep {
     }
 }
 
-fn round(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
+/// One line of a sweep's parameters, from its JSON (this run's, or a saved one).
+pub fn describe(json: &Value) -> String {
+    let n = |key: &str| json.get(key).and_then(Value::as_f64).unwrap_or(0.0);
+    let nodes = n("nodes");
+    format!(
+        "{} conns ({} sending), K={}, {} B, {}{} node{}, steps of {} s after {} s warm-up",
+        n("conns"),
+        n("senders"),
+        n("fanout"),
+        n("bytes"),
+        if json.get("tls").and_then(Value::as_bool) == Some(true) {
+            "TLS, "
+        } else {
+            ""
+        },
+        nodes,
+        if nodes == 1.0 { "" } else { "s" },
+        n("step_secs"),
+        n("warmup_secs")
+    )
 }
 
 /// Connects, then runs the steps of `sweep`; `probes` measure the servers.
