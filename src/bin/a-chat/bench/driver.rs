@@ -83,6 +83,10 @@ impl Driver {
 
     /// Shows a progress line if one is due.
     pub fn show_progress(&mut self, phase: &str) {
+        let now = Instant::now();
+        if !self.progress.is_due(now) {
+            return;
+        }
         let Driver {
             progress,
             books,
@@ -95,7 +99,7 @@ impl Driver {
             format!("{step_label}, {phase}")
         };
         let (logged_in, conns, lost) = (self.logged_in, self.plan.conns, self.lost_before);
-        progress.update(Instant::now(), || Snapshot {
+        progress.update(now, || Snapshot {
             phase: &label,
             logged_in,
             conns,

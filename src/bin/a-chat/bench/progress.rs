@@ -48,9 +48,14 @@ impl Progress {
         }
     }
 
+    /// Whether a line is due at `now` (a cheap check for the caller's loop).
+    pub fn is_due(&self, now: Instant) -> bool {
+        self.enabled && now >= self.next
+    }
+
     /// Shows a line if one is due; `snapshot` is only called then.
     pub fn update<'a>(&mut self, now: Instant, snapshot: impl FnOnce() -> Snapshot<'a>) {
-        if !self.enabled || now < self.next {
+        if !self.is_due(now) {
             return;
         }
         self.next = now + EVERY;
