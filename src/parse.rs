@@ -76,7 +76,8 @@ impl fmt::Display for LineError {
 
 impl std::error::Error for LineError {}
 
-/// Parses a login line: ASCII whitespace trimmed, 1 to 32 bytes, no `,`, `:` or control character.
+/// Parses a login line: ASCII whitespace trimmed, 1 to 32 bytes, no `,`, `:`, and no character
+/// that [`is_forbidden_in_name`] refuses.
 pub fn parse_name(line: &[u8]) -> Result<&str, LineError> {
     let text = std::str::from_utf8(line).map_err(|_| LineError::InvalidUtf8)?;
     let name = text.trim_ascii();
@@ -91,7 +92,50 @@ pub fn parse_name(line: &[u8]) -> Result<&str, LineError> {
 pub fn is_valid_name(name: &str) -> bool {
     (1..=MAX_NAME_LEN).contains(&name.len())
         && name == name.trim_ascii()
-        && !name.chars().any(|c| c == ',' || c == ':' || c.is_control())
+        && !name
+            .chars()
+            .any(|c| c == ',' || c == ':' || is_forbidden_in_name(c))
+}
+
+/// Whether `c` may not appear in a name because a screen shows it as nothing, so that a name
+/// holding it could pass for another (`\u{200b}bob` for `bob`), as IRC servers and XMPP's
+/// nameprep refuse them:
+/// - control characters (Unicode category Cc);
+/// - format characters (Cf: zero-width spaces and joiners, U+FEFF, bidirectional controls,
+///   the soft hyphen, tag characters);
+/// - line and paragraph separators (Zl, Zp);
+/// - every space but the ASCII one (Zs: U+00A0, U+2000 to U+200A, U+3000, ...), which cannot
+///   be told from a plain space, or from nothing at a name's end;
+/// - the other code points Unicode calls default-ignorable (`Default_Ignorable_Code_Point`,
+///   which a renderer shows as nothing): the Hangul fillers, variation selectors, the
+///   combining grapheme joiner, Mongolian free variation selectors, and the unassigned ones
+///   reserved as ignorable; and U+2800 BRAILLE PATTERN BLANK, which renders as a blank.
+pub fn is_forbidden_in_name(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    if c.is_ascii() {
+        return c.is_ascii_control();
+    }
+    match c.general_category() {
+        GeneralCategory::Control
+        | GeneralCategory::Format
+        | GeneralCategory::LineSeparator
+        | GeneralCategory::ParagraphSeparator
+        | GeneralCategory::SpaceSeparator => true,
+        _ => matches!(
+            c,
+            '\u{034f}'
+                | '\u{115f}'..='\u{1160}'
+                | '\u{17b4}'..='\u{17b5}'
+                | '\u{180b}'..='\u{180f}'
+                | '\u{2065}'
+                | '\u{2800}'
+                | '\u{3164}'
+                | '\u{fe00}'..='\u{fe0f}'
+                | '\u{ffa0}'
+                | '\u{fff0}'..='\u{fff8}'
+                | '\u{e0000}'..='\u{e0fff}'
+        ),
+    }
 }
 
 /// A `DESTS: TEXT` line, borrowed from the input.
@@ -160,6 +204,23 @@ mod tests {
         name_del: b"a\x7fb" => Err(LineError::InvalidName);
         name_c1_control: "a\u{85}b".as_bytes() => Err(LineError::InvalidName);
         name_bad_utf8: b"\xffalice" => Err(LineError::InvalidUtf8);
+        name_byte_order_mark: "\u{feff}bob".as_bytes() => Err(LineError::InvalidName);
+        name_zero_width_space: "\u{200b}bob".as_bytes() => Err(LineError::InvalidName);
+        name_zero_width_joiner: "b\u{200d}ob".as_bytes() => Err(LineError::InvalidName);
+        name_right_to_left_override: "\u{202e}bob".as_bytes() => Err(LineError::InvalidName);
+        name_soft_hyphen: "bo\u{ad}b".as_bytes() => Err(LineError::InvalidName);
+        name_tag_character: "bob\u{e0062}".as_bytes() => Err(LineError::InvalidName);
+        name_line_separator: "bob\u{2028}".as_bytes() => Err(LineError::InvalidName);
+        name_paragraph_separator: "bob\u{2029}".as_bytes() => Err(LineError::InvalidName);
+        name_no_break_space: "bob\u{a0}".as_bytes() => Err(LineError::InvalidName);
+        name_ideographic_space: "bob\u{3000}".as_bytes() => Err(LineError::InvalidName);
+        name_hangul_filler: "\u{3164}".as_bytes() => Err(LineError::InvalidName);
+        name_variation_selector: "bob\u{fe0f}".as_bytes() => Err(LineError::InvalidName);
+        name_combining_grapheme_joiner: "bo\u{34f}b".as_bytes() => Err(LineError::InvalidName);
+        name_braille_blank: "bob\u{2800}".as_bytes() => Err(LineError::InvalidName);
+        name_combining_accent: "zoe\u{301}".as_bytes() => Ok("zoe\u{301}");
+        name_cjk: "张伟".as_bytes() => Ok("张伟");
+        name_emoji: "bob🙂".as_bytes() => Ok("bob🙂");
     }
 
     fn dests(line: &str) -> Vec<&str> {

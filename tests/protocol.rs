@@ -44,6 +44,11 @@ mod invalid_names {
         name_with_colon: b"al:ice\n";
         name_with_control: b"al\x07ice\n";
         name_with_tab_inside: b"al\tice\n";
+        name_with_byte_order_mark: "\u{feff}bob\n".as_bytes();
+        name_with_zero_width_space: "\u{200b}bob\n".as_bytes();
+        name_with_line_separator: "bob\u{2028}\n".as_bytes();
+        name_with_no_break_space: "bob\u{a0}\n".as_bytes();
+        name_with_hangul_filler: "bob\u{3164}\n".as_bytes();
     }
 }
 

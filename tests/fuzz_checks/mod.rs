@@ -11,7 +11,7 @@ use std::time::Duration;
 use a_chat::Config;
 use a_chat::framer::{LineFramer, LineTooLong};
 use a_chat::memory::{MemoryServer, MemoryTransport, XorShift};
-use a_chat::parse::{LineError, MAX_NAME_LEN, parse_message, parse_name};
+use a_chat::parse::{LineError, MAX_NAME_LEN, is_forbidden_in_name, parse_message, parse_name};
 use a_chat::tls::{TlsTransport, rustls};
 
 /// Reads input bytes as a stream of small numbers; zeros once exhausted.
@@ -135,6 +135,7 @@ pub fn parse(line: &[u8]) {
             assert_eq!(name, name.trim_ascii());
             assert!(!name.contains([',', ':']));
             assert!(!name.chars().any(char::is_control));
+            assert!(!name.chars().any(is_forbidden_in_name));
             assert_eq!(Some(name), text.ok().map(str::trim_ascii));
         }
         Err(LineError::InvalidUtf8) => assert!(text.is_err()),
@@ -144,7 +145,7 @@ pub fn parse(line: &[u8]) {
                 name.is_empty()
                     || name.len() > MAX_NAME_LEN
                     || name.contains([',', ':'])
-                    || name.chars().any(char::is_control),
+                    || name.chars().any(is_forbidden_in_name),
                 "valid name {name:?} refused"
             );
         }
