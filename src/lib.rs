@@ -12,8 +12,8 @@
 //! events ([`Server::handle_events`], which also runs its timers, so it is called after a
 //! timeout too), sleeps no longer than [`Server::timeout`], and decides when to shut down
 //! (signals are the host's business). The library has no CLI dependencies:
-//! `a-chat = { version = "0.1", default-features = false }` builds it on `mio`, `slab`, `log`
-//! and `rustix` alone.
+//! `a-chat = { version = "0.1", default-features = false }` builds it on `mio`, `slab`, `log`,
+//! `rustix` and `unicode-properties` alone.
 //!
 //! ```
 //! use std::io::{BufRead, BufReader, Read, Write};
