@@ -1,90 +1,70 @@
-//! Logs on standard error: one line per record, with a UTC timestamp and the level.
+//! Logs on standard error through `env_logger`: one line per record, with a UTC timestamp and
+//! the level, filtered by `RUST_LOG` as every Rust program reads it, shifted by `-v`/`-q`.
 
 use std::io::Write;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use log::{LevelFilter, Log, Metadata, Record};
+use log::LevelFilter;
 
-struct StderrLogger;
-
-/// Installs the logger. The level is `RUST_LOG` (`off`, `error`, `warn`, `info`, `debug`,
-/// `trace`), `info` by default, raised one step per `-v` and lowered one per `-q`.
+/// Installs the logger. `RUST_LOG` takes `env_logger`'s directives (`debug`,
+/// `a_chat::cluster=trace`, `warn,a_chat::net=debug`); its bare level, `info` when it gives
+/// none, is raised one step per `-v` and lowered one per `-q`, and applies to every module that
+/// no directive names.
 pub fn init(verbose: u8, quiet: u8) {
-    let base = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|value| value.trim().parse::<LevelFilter>().ok())
-        .unwrap_or(LevelFilter::Info);
+    let spec = std::env::var("RUST_LOG").unwrap_or_default();
+    let filters = shifted_filters(&spec, verbose, quiet);
+    let _ = env_logger::Builder::new()
+        .parse_filters(&filters)
+        .format(|out, record| {
+            writeln!(
+                out,
+                "{} {:<5} {}",
+                out.timestamp_millis(),
+                record.level(),
+                record.args()
+            )
+        })
+        .try_init();
+}
+
+/// `spec`'s directives, with its bare level (the default for every module it does not name)
+/// moved `verbose` steps up and `quiet` steps down, as `env_logger` parses them.
+fn shifted_filters(spec: &str, verbose: u8, quiet: u8) -> String {
+    let mut base = LevelFilter::Info;
+    let mut directives = Vec::new();
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.parse::<LevelFilter>() {
+            Ok(level) => base = level,
+            Err(_) => directives.push(part),
+        }
+    }
     let steps = base as i32 + i32::from(verbose) - i32::from(quiet);
     let level = LevelFilter::iter()
-        .nth(steps.clamp(0, LevelFilter::max() as i32) as usize)
+        .nth(usize::try_from(steps.clamp(0, LevelFilter::max() as i32)).unwrap_or(0))
         .unwrap_or(LevelFilter::Info);
-    if log::set_logger(&StderrLogger).is_ok() {
-        log::set_max_level(level);
-    }
-}
-
-impl Log for StderrLogger {
-    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        metadata.level() <= log::max_level()
-    }
-
-    fn log(&self, record: &Record<'_>) {
-        if !self.enabled(record.metadata()) {
-            return;
-        }
-        let line = format!(
-            "{} {:<5} {}\n",
-            timestamp(SystemTime::now()),
-            record.level(),
-            record.args()
-        );
-        // One write per line, so that lines from a crash or another writer do not interleave.
-        let _ = std::io::stderr().lock().write_all(line.as_bytes());
-    }
-
-    fn flush(&self) {}
-}
-
-/// `2026-11-26T05:50:19.123Z`.
-fn timestamp(now: SystemTime) -> String {
-    let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since_epoch.as_secs();
-    let (year, month, day) = civil_from_days((secs / 86_400) as i64);
-    let time = secs % 86_400;
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        time / 3600,
-        time / 60 % 60,
-        time % 60,
-        since_epoch.subsec_millis()
-    )
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+    std::iter::once(level.as_str().to_ascii_lowercase())
+        .chain(directives.into_iter().map(str::to_string))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
-    fn timestamps() {
-        assert_eq!(timestamp(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
-        let t = UNIX_EPOCH + Duration::from_millis(1_795_672_219_123);
-        assert_eq!(timestamp(t), "2026-11-26T05:50:19.123Z");
-        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400);
-        assert_eq!(timestamp(leap), "2000-02-29T00:00:00.000Z");
+    fn a_bare_level_is_shifted_and_directives_stand() {
+        assert_eq!(shifted_filters("", 0, 0), "info");
+        assert_eq!(shifted_filters("", 1, 0), "debug");
+        assert_eq!(shifted_filters("", 0, 3), "off");
+        assert_eq!(shifted_filters("warn", 2, 0), "debug");
+        assert_eq!(shifted_filters("trace", 5, 0), "trace");
+        assert_eq!(
+            shifted_filters("a_chat::cluster=trace", 0, 1),
+            "warn,a_chat::cluster=trace"
+        );
+        assert_eq!(
+            shifted_filters(" error , a_chat=debug ,", 1, 0),
+            "warn,a_chat=debug"
+        );
     }
 }
