@@ -107,10 +107,21 @@ pub fn draw(curves: &[Curve], path: &Path) -> Result<(), String> {
         offered.fold(0.0, f64::max) * 1.3,
     );
     let latencies = points.iter().filter_map(|p| p.latency_ms).flatten();
-    let (y_low, y_high) = (
+    let (y_low, y_data_high) = (
         (latencies.clone().fold(f64::MAX, f64::min) / 2.0).max(0.001),
         (latencies.fold(0.0, f64::max) * 2.0).max(0.01),
     );
+    // Headroom above the data for the legend, so that it never hides a line: the legend's
+    // rows (a percentile or a marker each, about 18 px) take that share of the chart's height
+    // (about 400 px), on top.
+    let legend_rows = if curves.len() == 1 {
+        6
+    } else {
+        3 * curves.len()
+    };
+    let legend_share = ((18 * legend_rows + 24) as f64 / 400.0).min(0.7);
+    let decades = (y_data_high / y_low).log10() / (1.0 - legend_share);
+    let y_high = y_low * 10f64.powf(decades);
     let delivered = points.iter().map(|p| p.delivered).filter(|&d| d > 0.0);
     let (d_low, d_high) = (
         delivered.clone().fold(x_low, f64::min) / 1.3,
@@ -183,8 +194,9 @@ pub fn draw(curves: &[Curve], path: &Path) -> Result<(), String> {
             chart.draw_series(markers(&series, color)).map_err(error)?;
         }
         if let Some(rate) = curve.sustained.filter(|_| curve.saturated.is_some()) {
+            // Its own colour and a dashed legend sample, so that it is never read as "max".
             let color = if curves.len() == 1 {
-                BLACK.to_rgba()
+                SATURATION.to_rgba()
             } else {
                 run_color
             };
@@ -204,12 +216,19 @@ pub fn draw(curves: &[Curve], path: &Path) -> Result<(), String> {
                         format!("{} ", curve_name(curve, c))
                     }
                 ))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+                .legend(move |(x, y)| {
+                    // Three dashes, as the marker itself is drawn.
+                    let dash = |from: i32| {
+                        PathElement::new(vec![(from, 0), (from + 5, 0)], color.stroke_width(2))
+                    };
+                    EmptyElement::at((x, y)) + dash(0) + dash(8) + dash(16)
+                });
         }
     }
+    // Upper left, in the headroom above the data.
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        .position(SeriesLabelPosition::UpperLeft)
         .border_style(BLACK)
         .background_style(WHITE.mix(0.85))
         .draw()
@@ -269,6 +288,9 @@ pub fn draw(curves: &[Curve], path: &Path) -> Result<(), String> {
     root.present().map_err(error)?;
     Ok(())
 }
+
+/// The saturation marker's colour on a single run's plot: none of the percentiles' colours.
+const SATURATION: RGBColor = RGBColor(255, 140, 0);
 
 /// A dot at each point of a series.
 fn markers(
