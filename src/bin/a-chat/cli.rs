@@ -9,6 +9,9 @@ use clap::{Args, Parser, Subcommand};
 use crate::bench::BenchArgs;
 use crate::common::{parse_bytes, parse_secs};
 
+/// The heading of the global logging options, after each subcommand's own.
+const LOGGING: &str = "Logging (also RUST_LOG, e.g. a_chat::cluster=debug)";
+
 /// A chat server that holds tens of thousands of connections on one thread.
 #[derive(Debug, Parser)]
 #[command(version, about)]
@@ -16,10 +19,10 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
     /// Log more (repeatable): -v adds one debug line per routed message, -vv traces more.
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, help_heading = LOGGING)]
     pub verbose: u8,
     /// Log less (repeatable): -q keeps warnings and errors only.
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, help_heading = LOGGING)]
     pub quiet: u8,
 }
 
