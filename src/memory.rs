@@ -336,7 +336,7 @@ impl MemoryServer {
         let Some(link) = self.chat.cluster_mut() else {
             return;
         };
-        link.on_connecting();
+        link.on_connecting(self.now);
         if made {
             self.chat.on_cluster_connected(self.now);
         } else {
