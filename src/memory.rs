@@ -354,6 +354,12 @@ impl MemoryServer {
         result
     }
 
+    /// Bytes from Redis the node holds undecoded (its buffer's capacity): at most the largest
+    /// reply it accepts (16 MiB) plus one read's bytes.
+    pub fn redis_input_held(&self) -> usize {
+        self.chat.cluster().map_or(0, |link| link.input_held())
+    }
+
     /// The connection to Redis broke.
     pub fn redis_disconnected(&mut self) {
         self.chat.on_cluster_disconnected(self.now);

@@ -278,7 +278,7 @@ impl ClusterLink {
     /// of the TTL, the period of the hold's renewals (so that a hung Redis is left, and a new
     /// connection made, before a hold granted earlier lapses).
     pub(crate) fn deadline(&self) -> Duration {
-        self.ttl / 3
+        to_millis(self.ttl / 3)
     }
 
     /// When the connection in the making, or the oldest request waiting, is past
@@ -372,7 +372,8 @@ impl ClusterLink {
         };
         self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
         self.out.clear();
-        self.input.clear();
+        // A hostile reply may have grown it to the bound: given back.
+        self.input = Vec::new();
         self.next_heartbeat = None;
         self.routes_in_flight = 0;
         self.stats.connected = false;
@@ -453,6 +454,11 @@ impl ClusterLink {
             self.input = Vec::new();
         }
         result
+    }
+
+    /// Bytes from Redis held undecoded (the input's capacity).
+    pub(crate) fn input_held(&self) -> usize {
+        self.input.capacity()
     }
 
     /// Appends a read's bytes to the input, growing it (by doubling) no further than the
@@ -652,7 +658,7 @@ impl ClusterLink {
         if let Some(window) = self.recovery.take() {
             info!(
                 "cluster: the recovery window ended after {:?}: logins are accepted again",
-                now.saturating_duration_since(window.since)
+                to_millis(now.saturating_duration_since(window.since))
             );
             self.stats.recovering = false;
         }
@@ -890,6 +896,11 @@ impl ClusterLink {
             self.out = Vec::new();
         }
     }
+}
+
+/// `duration` cut to whole milliseconds (for log lines: `3.333s`, not `3.333333333s`).
+fn to_millis(duration: Duration) -> Duration {
+    Duration::from_millis(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The SHA1s of [`scripts::ALL`], computed once per process.
