@@ -393,7 +393,14 @@ pub(crate) enum Reply {
 
 /// Decodes `input`, one complete frame as [`Scanner::scan`] found it (ranges are into it).
 pub(crate) fn decode_frame(input: &[u8]) -> Result<Frame, ReplyError> {
-    let decoded = decode_range(input).map_err(|e| ReplyError::Unparsable(e.to_string()))?;
+    let decoded = decode_range(input).map_err(|e| {
+        // The crate's own words are a `Debug` string: for the debug log, not the warning.
+        log::debug!("cluster: redis-protocol refused a reply: {e}");
+        ReplyError::Unparsable(format!(
+            "a frame of type {:?} with a value redis-protocol cannot decode",
+            char::from(input.first().copied().unwrap_or(b' '))
+        ))
+    })?;
     let frame = match decoded {
         Some((frame, used)) if used == input.len() => frame,
         _ => return Err(unparsable("its frame does not end where its headers say")),
@@ -666,12 +673,13 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
-        // Framed, but the crate refuses it: it does not parse either.
+        // Framed, but the crate refuses it: it does not parse either, said in a sentence.
         let bad_number = b":x1\r\n";
         assert_eq!(Scanner::default().scan(bad_number), Ok(Some(5)));
-        assert!(matches!(
-            decode_frame(bad_number),
-            Err(ReplyError::Unparsable(_))
-        ));
+        assert_eq!(
+            decode_frame(bad_number).unwrap_err().to_string(),
+            "a reply from Redis that does not parse: a frame of type ':' with a value \
+             redis-protocol cannot decode"
+        );
     }
 }

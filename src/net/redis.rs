@@ -30,6 +30,8 @@ pub(super) struct RedisSocket {
     writable: bool,
     /// The last read stopped at the budget, not at `WouldBlock`.
     unread: bool,
+    /// One read's bytes, handed to the link at once. Invariant: 64 KiB; the link holds at most
+    /// one reply's bytes (16 MiB) plus one read, so nothing from Redis grows past that.
     scratch: Vec<u8>,
 }
 
