@@ -153,3 +153,35 @@ fn a_hung_redis_is_left_after_the_deadline_and_tried_again() {
     // And it goes on trying, with its back-off.
     redis.wait_for_connections(3);
 }
+
+#[test]
+fn a_connect_that_never_completes_is_given_up_after_the_deadline() {
+    // A listener with a backlog of 0 and one connection waiting unaccepted: the kernel drops
+    // the node's SYNs, so its connect neither completes nor fails.
+    let fd = rustix::net::socket(
+        rustix::net::AddressFamily::INET,
+        rustix::net::SocketType::STREAM,
+        None,
+    )
+    .unwrap();
+    rustix::net::bind(&fd, &SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+    rustix::net::listen(&fd, 0).unwrap();
+    let listener = TcpListener::from(std::os::fd::OwnedFd::from(fd));
+    let addr = listener.local_addr().unwrap();
+    let _waiting = TcpStream::connect(addr).unwrap();
+    let server = ServerProcess::start(&[
+        "--cluster",
+        &format!("redis://{addr}"),
+        "--cluster-ttl",
+        TTL,
+    ]);
+    let start = Instant::now();
+    server.wait_for_log("cluster: the connection to Redis was not made within 1s");
+    assert!(start.elapsed() < DEADLINE + WAIT / 4);
+    assert_serving(&server);
+    // Tried again, and given up again.
+    eventually("a second attempt given up", || {
+        let log = server.stderr();
+        (log.matches("was not made within 1s").count() >= 2).then_some(())
+    });
+}
