@@ -303,6 +303,7 @@ impl ClusterLink {
             (Conn::Up, Some(request)) => {
                 format!("Redis did not answer {request} within {deadline:?}")
             }
+            (Conn::Up, None) => format!("Redis did not answer within {deadline:?}"),
             _ => format!("the connection to Redis was not made within {deadline:?}"),
         })
     }
