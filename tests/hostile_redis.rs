@@ -166,7 +166,7 @@ fn a_connect_that_never_completes_is_given_up_after_the_deadline() {
     .unwrap();
     rustix::net::bind(&fd, &SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
     rustix::net::listen(&fd, 0).unwrap();
-    let listener = TcpListener::from(std::os::fd::OwnedFd::from(fd));
+    let listener = TcpListener::from(fd);
     let addr = listener.local_addr().unwrap();
     let _waiting = TcpStream::connect(addr).unwrap();
     let server = ServerProcess::start(&[
