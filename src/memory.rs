@@ -336,7 +336,7 @@ impl MemoryServer {
         let Some(link) = self.chat.cluster_mut() else {
             return;
         };
-        link.on_connecting();
+        link.on_connecting(self.now);
         if made {
             self.chat.on_cluster_connected(self.now);
         } else {
@@ -352,6 +352,12 @@ impl MemoryServer {
             self.chat.on_cluster_disconnected(self.now);
         }
         result
+    }
+
+    /// Bytes from Redis the node holds undecoded (its buffer's capacity): at most the largest
+    /// reply it accepts (16 MiB) plus one read's bytes.
+    pub fn redis_input_held(&self) -> usize {
+        self.chat.cluster().map_or(0, |link| link.input_held())
     }
 
     /// The connection to Redis broke.

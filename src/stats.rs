@@ -69,6 +69,10 @@ pub struct ClusterStats {
     pub destinations_unavailable: u64,
     /// Logins refused with `error: cluster unavailable`.
     pub logins_unavailable: u64,
+    /// Recovery windows (Redis lost its data) this node saw open.
+    pub recovery_windows: u64,
+    /// A recovery window is open now: new logins are refused.
+    pub recovering: bool,
 }
 
 impl Stats {

@@ -233,7 +233,7 @@ fn refused_login(addr: std::net::SocketAddr, name: &str) -> String {
 #[test]
 fn redis_losing_its_data_never_gives_a_held_name_away() {
     let mut redis = RedisServer::start();
-    let a = node(&redis.url(), &[]);
+    let a = node(&redis.url(), &["--metrics", "127.0.0.1:0"]);
     let b = node(&redis.url(), &[]);
     let mut alice = Client::login(a.addr(), "alice");
     let held = |redis: &RedisServer| {
@@ -262,6 +262,36 @@ fn redis_losing_its_data_never_gives_a_held_name_away() {
     let mut bob = login_eventually(b.addr(), "bob");
     bob.send("alice: back\n");
     alice.expect("from bob: back");
+    // The windows were logged as they opened and as they ended, with their lengths, and
+    // counted.
+    a.wait_for_log("cluster: a recovery window is open for");
+    eventually("a's recovery window is over", || {
+        let metrics = a.scrape();
+        (metrics.value("a_chat_cluster_recovering", &[]) == 0.0).then_some(())
+    });
+    let log = a.stderr();
+    let opened = log
+        .matches("cluster: a recovery window is open for")
+        .count();
+    let ended = log
+        .matches("cluster: the recovery window ended after")
+        .count();
+    assert!(opened >= 1 && ended == opened, "{log}");
+    let counted = a
+        .scrape()
+        .value("a_chat_cluster_recovery_windows_total", &[]);
+    assert_eq!(counted, opened as f64);
+}
+
+#[test]
+fn a_redis_that_wants_a_password_is_said_so() {
+    let redis = RedisServer::start_with(&["--requirepass", "x"]);
+    let a = ServerProcess::start(&["--cluster", &redis.url(), "--cluster-ttl", TTL]);
+    a.wait_for_log("cluster: dropping the connection to Redis: Redis requires a password (NOAUTH); password support is not configured");
+    assert!(!a.stderr().contains("Redis 6 or later"), "{}", a.stderr());
+    let mut client = Client::connect(a.addr());
+    client.send("alice\n");
+    client.expect_closed_after("error: cluster unavailable");
 }
 
 #[test]
@@ -313,7 +343,7 @@ fn bad_input_from_redis_is_a_reconnect_never_a_panic() {
     settle(&mut alice, &mut bob, 3);
     // Something that is not RESP at all.
     proxy.inject(b"?garbage\r\n");
-    a.wait_for_log("undecodable reply");
+    a.wait_for_log("a reply from Redis that does not parse");
     eventually("a reconnects once more", || {
         (reconnects() >= 3).then_some(())
     });

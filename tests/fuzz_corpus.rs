@@ -43,6 +43,46 @@ fn tls_corpus() {
     replay("tls", fuzz_checks::tls);
 }
 
+#[test]
+fn resp_corpus() {
+    replay("resp", fuzz_checks::resp);
+}
+
+/// Replies from a fixed pseudo-random stream of RESP3 pieces (headers of every kind, bulk
+/// strings, stray bytes) to a cluster node, through the `resp` check.
+#[test]
+fn generated_resp_inputs() {
+    const PIECES: [&[u8]; 14] = [
+        b"*1\r\n",
+        b"*2\r\n",
+        b"%1\r\n",
+        b"~1\r\n",
+        b">3\r\n",
+        b"|1\r\n",
+        b"$3\r\nabc\r\n",
+        b"$999999999999\r\n",
+        b":1\r\n",
+        b"+OK\r\n",
+        b"-ERR no\r\n",
+        b"_\r\n",
+        b"\r\n",
+        b"*0\r\n",
+    ];
+    for seed in 1..=300u64 {
+        let mut rng = XorShift::new(seed);
+        let mut input = vec![rng.next_u64() as u8, rng.next_u64() as u8];
+        for _ in 0..rng.index(200) {
+            if rng.below(10) == 0 {
+                input.push(rng.next_u64() as u8);
+            } else {
+                input.extend_from_slice(PIECES[rng.index(PIECES.len())]);
+            }
+        }
+        let outcome = std::panic::catch_unwind(|| fuzz_checks::resp(&input));
+        assert!(outcome.is_ok(), "RESP input of seed {seed} fails");
+    }
+}
+
 /// Random bytes to the TLS server side, from each of the check's three starting points.
 #[test]
 fn generated_tls_inputs() {

@@ -156,7 +156,7 @@ impl<T: Transport> Chat<T> {
             return Ok(());
         };
         link.check_lapse(now);
-        let result = link.on_input(bytes);
+        let result = link.on_input(bytes, now);
         self.apply_cluster_events(now);
         result
     }

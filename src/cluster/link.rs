@@ -1,7 +1,8 @@
 //! A node's link to Redis, without IO: the connection's life (connect, back-off, reconnect),
 //! the requests in flight matched to their replies in order, the turn's work encoded into one
 //! write (releases, claims, routed records, bounces: each a batch), the node's hold on its
-//! names (renewed a third of the TTL apart, lapsed after the TTL by the node's own clock), and
+//! names (renewed a third of the TTL apart, lapsed after the TTL by the node's own clock), the
+//! deadline on Redis's answers (a third of the TTL too), the recovery windows it is told of, and
 //! the events the chat core acts on.
 
 use std::collections::VecDeque;
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 use log::{info, warn};
 
 use super::records;
-use super::resp::{self, Frame, Reply};
+use super::resp::{self, Frame, Reply, Scanner};
 use super::route_batch::RouteBatch;
 use super::scripts;
 use crate::stats::ClusterStats;
@@ -140,9 +141,18 @@ enum Conn {
     Down {
         retry_at: Instant,
     },
-    /// The driver is connecting.
-    Connecting,
+    /// The driver is connecting, since then.
+    Connecting {
+        since: Instant,
+    },
     Up,
+}
+
+/// A recovery window the node knows of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Recovery {
+    since: Instant,
+    until: Instant,
 }
 
 /// The link of one node.
@@ -158,8 +168,23 @@ pub(crate) struct ClusterLink {
     pending: VecDeque<Request>,
     /// Encoded requests not yet taken by the driver.
     out: Vec<u8>,
-    /// Bytes from Redis not decoded yet.
+    /// Bytes from Redis not decoded yet: part of one frame, and what the last read brought.
+    /// Invariant: at most [`resp::MAX_REPLY`] plus one read's bytes (the scanner refuses a
+    /// larger frame), and so is its capacity.
     input: Vec<u8>,
+    /// Where the frame at the start of `input` ends, found as its bytes come.
+    scanner: Scanner,
+    /// The latest time the driver gave the link (every call that brings one sets it): the
+    /// turn's time for the calls that bring none ([`ClusterLink::flush`], ...).
+    clock: Instant,
+    /// Since when Redis owes an answer: the time the oldest waiting request was sent, or of the
+    /// last answer if later. Invariant: `Some` exactly while connected with requests waiting
+    /// (set at the latest by the turn's flush). Past [`ClusterLink::deadline`] the link is
+    /// broken ([`ClusterLink::overdue`]).
+    waiting_since: Option<Instant>,
+    /// The recovery window Redis told of (the hold's answer), open until then: logged and
+    /// counted when it opens and when it ends.
+    recovery: Option<Recovery>,
     /// The turn's batches.
     releases: Vec<Rc<str>>,
     claims: Vec<(Who, Rc<str>)>,
@@ -194,6 +219,10 @@ impl ClusterLink {
             pending: VecDeque::new(),
             out: Vec::new(),
             input: Vec::new(),
+            scanner: Scanner::default(),
+            clock: now,
+            waiting_since: None,
+            recovery: None,
             releases: Vec::new(),
             claims: Vec::new(),
             routes: RouteBatch::default(),
@@ -240,8 +269,43 @@ impl ClusterLink {
     }
 
     /// The driver started connecting.
-    pub(crate) fn on_connecting(&mut self) {
-        self.conn = Conn::Connecting;
+    pub(crate) fn on_connecting(&mut self, now: Instant) {
+        self.clock = now;
+        self.conn = Conn::Connecting { since: now };
+    }
+
+    /// How long Redis may take to accept a connection, or to answer a request waiting: a third
+    /// of the TTL, the period of the hold's renewals (so that a hung Redis is left, and a new
+    /// connection made, before a hold granted earlier lapses).
+    pub(crate) fn deadline(&self) -> Duration {
+        to_millis(self.ttl / 3)
+    }
+
+    /// When the connection in the making, or the oldest request waiting, is past
+    /// [`ClusterLink::deadline`].
+    fn overdue_at(&self) -> Option<Instant> {
+        match self.conn {
+            Conn::Connecting { since } => Some(since + self.deadline()),
+            Conn::Up => self.waiting_since.map(|since| since + self.deadline()),
+            Conn::Down { .. } => None,
+        }
+    }
+
+    /// What Redis left unanswered past [`ClusterLink::deadline`], if anything: then the link is
+    /// broken, and the driver drops the connection (it checks once it has read all there was
+    /// to read).
+    pub(crate) fn overdue(&self, now: Instant) -> Option<String> {
+        if self.overdue_at().is_none_or(|at| at > now) {
+            return None;
+        }
+        let deadline = self.deadline();
+        Some(match (&self.conn, self.pending.front()) {
+            (Conn::Up, Some(request)) => {
+                format!("Redis did not answer {request} within {deadline:?}")
+            }
+            (Conn::Up, None) => format!("Redis did not answer within {deadline:?}"),
+            _ => format!("the connection to Redis was not made within {deadline:?}"),
+        })
     }
 
     /// The connection is up: the first requests are queued: RESP3, the scripts, the node's
@@ -251,6 +315,7 @@ impl ClusterLink {
         now: Instant,
         names: impl Iterator<Item = &'a Rc<str>>,
     ) {
+        self.clock = now;
         self.conn = Conn::Up;
         self.connections += 1;
         if self.connections > 1 {
@@ -259,6 +324,8 @@ impl ClusterLink {
         }
         self.out.clear();
         self.input.clear();
+        self.scanner.reset();
+        self.waiting_since = Some(now);
         resp::encode_command(&mut self.out, &[b"HELLO", b"3"]);
         self.pending.push_back(Request::Hello);
         // Redis may be new (restarted): the scripts are loaded before any EVALSHA.
@@ -298,12 +365,16 @@ impl ClusterLink {
         if self.conn == Conn::Up {
             warn!("cluster: lost the connection to Redis");
         }
+        self.clock = now;
+        self.waiting_since = None;
+        self.scanner.reset();
         self.conn = Conn::Down {
             retry_at: now + self.backoff,
         };
         self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
         self.out.clear();
-        self.input.clear();
+        // A hostile reply may have grown it to the bound: given back.
+        self.input = Vec::new();
         self.next_heartbeat = None;
         self.routes_in_flight = 0;
         self.stats.connected = false;
@@ -350,28 +421,57 @@ impl ClusterLink {
         }
     }
 
-    /// Bytes from Redis. An error means the connection must be dropped (and made again).
-    pub(crate) fn on_input(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.input.extend_from_slice(bytes);
+    /// Bytes from Redis, read at `now`. An error means the connection must be dropped (and
+    /// made again): it says why in a sentence.
+    pub(crate) fn on_input(&mut self, bytes: &[u8], now: Instant) -> Result<(), String> {
+        self.clock = now;
+        self.append_input(bytes);
+        let waiting = self.pending.len();
         let mut at = 0;
         let result = loop {
-            match resp::decode_frame(&self.input[at..]) {
-                Ok(Some((frame, used))) => {
+            // Each byte is scanned once, and a frame decoded once it is complete.
+            let frame = match self.scanner.scan(&self.input[at..]) {
+                Ok(Some(len)) => resp::decode_frame(&self.input[at..at + len]).map(|f| (f, len)),
+                Ok(None) => break Ok(()),
+                Err(e) => Err(e),
+            };
+            match frame {
+                Ok((frame, len)) => {
                     let base = at;
-                    at += used;
+                    at += len;
                     if let Err(e) = self.on_frame(frame, base) {
                         break Err(e);
                     }
                 }
-                Ok(None) => break Ok(()),
-                Err(e) => break Err(format!("undecodable reply: {e}")),
+                Err(e) => break Err(e.to_string()),
             }
         };
+        if self.pending.len() < waiting {
+            // Redis answered: the deadline runs again for the next request waiting.
+            self.waiting_since = (!self.pending.is_empty()).then_some(now);
+        }
         self.input.drain(..at);
         if self.input.is_empty() && self.input.capacity() > 64 * 1024 {
             self.input = Vec::new();
         }
         result
+    }
+
+    /// Bytes from Redis held undecoded (the input's capacity).
+    pub(crate) fn input_held(&self) -> usize {
+        self.input.capacity()
+    }
+
+    /// Appends a read's bytes to the input, growing it (by doubling) no further than the
+    /// invariant's bound.
+    fn append_input(&mut self, bytes: &[u8]) {
+        let needed = self.input.len() + bytes.len();
+        if needed > self.input.capacity() {
+            let bound = (resp::MAX_REPLY + bytes.len()).max(needed);
+            let target = (self.input.capacity() * 2).clamp(needed, bound);
+            self.input.reserve_exact(target - self.input.len());
+        }
+        self.input.extend_from_slice(bytes);
     }
 
     /// The bytes at `range` of a frame decoded at `base` of the input.
@@ -397,12 +497,17 @@ impl ClusterLink {
         };
         let reply = match frame {
             Frame::Error(error) => {
-                warn!("cluster: Redis answered {request} with an error: {error}");
                 if matches!(request, Request::Hello | Request::Load(_)) {
+                    if error.starts_with("NOAUTH") {
+                        return Err("Redis requires a password (NOAUTH); password support is \
+                                    not configured"
+                            .to_string());
+                    }
                     return Err(format!(
-                        "Redis refused {request} (Redis 6 or later is needed)"
+                        "Redis refused {request} ({error}): Redis 6 or later is needed"
                     ));
                 }
+                warn!("cluster: Redis answered {request} with an error: {error}");
                 if matches!(request, Request::Route(_)) {
                     self.routes_in_flight = self.routes_in_flight.saturating_sub(1);
                 }
@@ -434,9 +539,11 @@ impl ClusterLink {
                 has_names,
                 first,
             } => {
-                let Some(Reply::Integer(existed)) = reply else {
-                    return Err(unexpected(&request));
+                let (existed, recovering_ms) = match &reply {
+                    Some(Reply::Integers(answer)) if answer.len() == 2 => (answer[0], answer[1]),
+                    _ => return Err(unexpected(&request)),
                 };
+                self.on_recovery_news(recovering_ms);
                 if existed == 0 && *has_names && !*first {
                     // Redis lost this node's key while the node held names (its own clock
                     // says the hold never lapsed): Redis lost its data, and the recovery
@@ -518,26 +625,77 @@ impl ClusterLink {
         Ok(())
     }
 
+    /// The hold's answer said how long the recovery window has left (in ms; 0 or less: none
+    /// is open). A window is logged and counted once when it opens and once when it ends,
+    /// whichever node opened it; it ends by the node's clock (or at an answer that finds it
+    /// gone).
+    fn on_recovery_news(&mut self, left_ms: i64) {
+        let now = self.clock;
+        let left = Duration::from_millis(u64::try_from(left_ms).unwrap_or(0));
+        if left.is_zero() {
+            self.end_recovery(now);
+            return;
+        }
+        match &mut self.recovery {
+            Some(window) => window.until = now + left,
+            None => {
+                info!(
+                    "cluster: a recovery window is open for {left:?}: Redis lost its data, and \
+                     until the nodes have claimed their peers' names again, new logins get \
+                     `error: cluster unavailable`"
+                );
+                self.stats.recovery_windows += 1;
+                self.recovery = Some(Recovery {
+                    since: now,
+                    until: now + left,
+                });
+            }
+        }
+        self.stats.recovering = true;
+    }
+
+    /// The recovery window, if one was open, is over.
+    fn end_recovery(&mut self, now: Instant) {
+        if let Some(window) = self.recovery.take() {
+            info!(
+                "cluster: the recovery window ended after {:?}: logins are accepted again",
+                to_millis(now.saturating_duration_since(window.since))
+            );
+            self.stats.recovering = false;
+        }
+    }
+
     /// The events since the last call.
     pub(crate) fn take_events(&mut self) -> Vec<Event> {
         std::mem::take(&mut self.events)
     }
 
-    /// The earliest time the link has something to do: connect again, renew the hold, or
-    /// find that the hold lapsed.
+    /// The earliest time the link has something to do: connect again, renew the hold, find
+    /// that the hold lapsed, that Redis is overdue, or that a recovery window ended.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let retry = match self.conn {
             Conn::Down { retry_at } if !self.left => Some(retry_at),
             _ => None,
         };
-        [retry, self.next_heartbeat, self.held_until]
-            .into_iter()
-            .flatten()
-            .min()
+        let recovery = self.recovery.map(|window| window.until);
+        [
+            retry,
+            self.next_heartbeat,
+            self.held_until,
+            self.overdue_at(),
+            recovery,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
-    /// Runs the link's timers: the hold's renewal, and its lapse.
+    /// Runs the link's timers: the hold's renewal, its lapse, and the recovery window's end.
     pub(crate) fn on_timer(&mut self, now: Instant, has_names: bool) {
+        self.clock = now;
+        if self.recovery.is_some_and(|window| window.until <= now) {
+            self.end_recovery(now);
+        }
         if self.conn == Conn::Up && !self.leaving && self.next_heartbeat.is_some_and(|at| at <= now)
         {
             self.send_hold(now, has_names);
@@ -636,6 +794,7 @@ impl ClusterLink {
         let key = format!("{}{}", scripts::NODE_KEY, self.node);
         resp::encode_command(&mut self.out, &[b"DEL", key.as_bytes()]);
         self.pending.push_back(Request::Leave);
+        self.start_waiting();
     }
 
     /// Whether the node is out of the cluster (its key deleted, or Redis out of reach).
@@ -664,6 +823,15 @@ impl ClusterLink {
             self.pending.push_back(Request::Publish);
         }
         self.stats.connected = self.is_available();
+        self.start_waiting();
+    }
+
+    /// Requests were queued (by the turn, at the link's `clock`): if none waited, Redis
+    /// owes an answer from now on.
+    fn start_waiting(&mut self) {
+        if self.waiting_since.is_none() && self.conn == Conn::Up && !self.pending.is_empty() {
+            self.waiting_since = Some(self.clock);
+        }
     }
 
     fn encode_releases(&mut self) {
@@ -731,6 +899,11 @@ impl ClusterLink {
     }
 }
 
+/// `duration` cut to whole milliseconds (for log lines: `3.333s`, not `3.333333333s`).
+fn to_millis(duration: Duration) -> Duration {
+    Duration::from_millis(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// The SHA1s of [`scripts::ALL`], computed once per process.
 fn script_shas() -> [&'static str; 4] {
     static SHAS: std::sync::OnceLock<[String; 4]> = std::sync::OnceLock::new();
@@ -777,7 +950,7 @@ mod tests {
     fn joined(now: Instant) -> ClusterLink {
         let mut link = ClusterLink::new("n1".into(), TTL, now);
         assert!(link.wants_connection(now));
-        link.on_connecting();
+        link.on_connecting(now);
         link.on_connected(now, std::iter::empty());
         link.flush();
         let sent = commands(&mut link);
@@ -786,8 +959,9 @@ mod tests {
         for sha in script_shas() {
             replies.extend_from_slice(format!("${}\r\n{sha}\r\n", sha.len()).as_bytes());
         }
-        replies.extend_from_slice(b">3\r\n$9\r\nsubscribe\r\n$12\r\na-chat:to:n1\r\n:1\r\n:0\r\n");
-        link.on_input(&replies).expect("handshake");
+        replies.extend_from_slice(b">3\r\n$9\r\nsubscribe\r\n$12\r\na-chat:to:n1\r\n:1\r\n");
+        replies.extend_from_slice(b"*2\r\n:0\r\n:-2\r\n");
+        link.on_input(&replies, now).expect("handshake");
         assert!(link.is_available());
         link.take_events();
         link
@@ -855,28 +1029,29 @@ mod tests {
         assert!(link.wants_connection(later));
         // The new connection starts over: half a reply left from the old one is gone, and
         // the first answer goes to HELLO, not to the old claim.
-        link.on_input(b"*2\r\n:1\r\n")
+        link.on_input(b"*2\r\n:1\r\n", later)
             .expect("half a reply is kept");
-        link.on_connecting();
+        link.on_connecting(later);
         link.on_connected(later, std::iter::empty());
-        assert!(link.on_input(b"%1\r\n+proto\r\n:3\r\n").is_ok());
+        assert!(link.on_input(b"%1\r\n+proto\r\n:3\r\n", later).is_ok());
         assert!(link.take_events().is_empty());
     }
 
     #[test]
     fn a_reply_nobody_waits_for_is_an_error() {
         let mut link = joined(Instant::now());
-        let error = link.on_input(b":42\r\n").unwrap_err();
+        let now = Instant::now();
+        let error = link.on_input(b":42\r\n", now).unwrap_err();
         assert!(error.contains("a reply no request waits for"), "{error}");
         let mut link = joined(Instant::now());
         assert!(link.claim(who(1), "alice".into()));
         link.flush();
-        let error = link.on_input(b"$2\r\nno\r\n").unwrap_err();
+        let error = link.on_input(b"$2\r\nno\r\n", now).unwrap_err();
         assert!(
             error.contains("an unexpected reply to a claim of 1 names"),
             "{error}"
         );
-        assert!(link.on_input(b"?what\r\n").is_err());
+        assert!(link.on_input(b"?what\r\n", now).is_err());
     }
 
     #[test]
@@ -904,19 +1079,163 @@ mod tests {
         link.on_timer(now + TTL / 3, true);
         link.flush();
         commands(&mut link);
-        link.on_input(b":0\r\n").expect("hold reply");
+        link.on_input(b"*2\r\n:0\r\n:-2\r\n", now)
+            .expect("hold reply");
         assert_eq!(link.take_events(), vec![Event::Reclaim]);
         link.reclaim(&["alice".into()]);
         link.flush();
         let sent = commands(&mut link);
         assert_eq!(sent[0][1], script_shas()[1]);
         assert_eq!(sent[0][3..], ["a-chat:name:alice", "n1", "again", "3000"]);
-        link.on_input(b"*1\r\n:0\r\n").expect("reclaim reply");
+        link.on_input(b"*1\r\n:0\r\n", now).expect("reclaim reply");
         assert_eq!(
             link.take_events(),
             vec![Event::NameLost {
                 name: "alice".into()
             }]
         );
+    }
+    #[test]
+    fn a_hostile_reply_is_a_broken_link_and_never_grows_the_input_past_the_bound() {
+        let now = Instant::now();
+        // 5,000 nested arrays: refused (no stack overflow), in a sentence.
+        let mut link = joined(now);
+        let mut deep = b"*1\r\n".repeat(5000);
+        deep.extend_from_slice(b":1\r\n");
+        let error = link.on_input(&deep, now).unwrap_err();
+        assert_eq!(
+            error,
+            "a reply from Redis nested deeper than 32 levels (the limit)"
+        );
+        // A bulk string announced far past the bound: refused at its header.
+        let mut link = joined(now);
+        let error = link.on_input(b"$999999999999\r\n", now).unwrap_err();
+        assert_eq!(error, "a reply from Redis larger than 16 MiB (the limit)");
+        // A line that never ends, 64 KiB a read: the input stays within the bound until the
+        // frame passes it, and then it is refused.
+        let mut link = joined(now);
+        let chunk = vec![b'a'; 64 * 1024];
+        link.on_input(b"+", now).unwrap();
+        let error = loop {
+            match link.on_input(&chunk, now) {
+                Ok(()) => assert!(link.input.capacity() <= resp::MAX_REPLY + chunk.len()),
+                Err(e) => break e,
+            }
+        };
+        assert!(error.contains("larger than 16 MiB"), "{error}");
+        assert!(link.input.capacity() <= resp::MAX_REPLY + chunk.len());
+        // The driver drops the connection: the next one starts with nothing of it.
+        link.on_disconnected(now);
+        assert!(link.input.is_empty());
+    }
+
+    #[test]
+    fn a_request_unanswered_past_the_deadline_breaks_the_link() {
+        let now = Instant::now();
+        let deadline = TTL / 3;
+        // The connection is not made: overdue at the deadline.
+        let mut link = ClusterLink::new("n1".into(), TTL, now);
+        link.on_connecting(now);
+        assert_eq!(link.next_deadline(), Some(now + deadline));
+        assert_eq!(
+            link.overdue(now + deadline - Duration::from_millis(1)),
+            None
+        );
+        let overdue = link.overdue(now + deadline).expect("overdue");
+        assert!(overdue.contains("not made within 1s"), "{overdue}");
+        // Made, and HELLO never answered.
+        link.on_disconnected(now + deadline);
+        let later = now + deadline + MIN_BACKOFF;
+        link.on_connecting(later);
+        link.on_connected(later, std::iter::empty());
+        link.flush();
+        assert_eq!(
+            link.overdue(later + deadline - Duration::from_millis(1)),
+            None
+        );
+        assert_eq!(
+            link.overdue(later + deadline).as_deref(),
+            Some("Redis did not answer HELLO within 1s")
+        );
+        // Each answer restarts the wait for the next request; none waiting, no deadline.
+        let mut link = joined(now);
+        assert_eq!(link.overdue(now + TTL), None);
+        let t1 = now + Duration::from_millis(300);
+        link.on_timer(t1, false);
+        assert!(link.claim(who(1), "alice".into()));
+        link.flush();
+        assert_eq!(link.overdue(t1 + deadline - Duration::from_millis(1)), None);
+        assert!(link.next_deadline().is_some_and(|at| at <= t1 + deadline));
+        let t2 = t1 + Duration::from_millis(500);
+        link.on_input(b"*1\r\n:1\r\n", t2).expect("claim reply");
+        assert_eq!(link.overdue(t1 + deadline), None);
+        let t3 = t1 + Duration::from_millis(900);
+        link.on_timer(t3, true);
+        link.flush();
+        assert_eq!(
+            link.overdue(t3 + deadline).as_deref(),
+            Some("Redis did not answer the hold's renewal within 1s")
+        );
+    }
+
+    #[test]
+    fn a_password_wanted_is_said_in_a_sentence() {
+        let now = Instant::now();
+        let mut link = ClusterLink::new("n1".into(), TTL, now);
+        link.on_connecting(now);
+        link.on_connected(now, std::iter::empty());
+        let error = link
+            .on_input(
+                b"-NOAUTH HELLO must be called with the client already authenticated\r\n",
+                now,
+            )
+            .unwrap_err();
+        assert_eq!(
+            error,
+            "Redis requires a password (NOAUTH); password support is not configured"
+        );
+        let mut link = ClusterLink::new("n1".into(), TTL, now);
+        link.on_connecting(now);
+        link.on_connected(now, std::iter::empty());
+        let error = link
+            .on_input(b"-ERR unknown command 'HELLO'\r\n", now)
+            .unwrap_err();
+        assert!(error.contains("Redis 6 or later is needed"), "{error}");
+    }
+
+    #[test]
+    fn a_recovery_window_is_counted_once_and_ends_on_time() {
+        let now = Instant::now();
+        let mut link = joined(now);
+        assert_eq!(link.stats.recovery_windows, 0);
+        let hold = |link: &mut ClusterLink, at: Instant, left_ms: i64| {
+            link.on_timer(at, true);
+            link.flush();
+            commands(link);
+            let reply = format!("*2\r\n:1\r\n:{left_ms}\r\n");
+            link.on_input(reply.as_bytes(), at).expect("hold reply");
+        };
+        let t1 = now + TTL / 3;
+        hold(&mut link, t1, 3000);
+        assert_eq!(link.stats.recovery_windows, 1);
+        assert!(link.stats.recovering);
+        assert!(link.next_deadline().is_some_and(|at| at <= t1 + TTL));
+        // The next renewal finds it still open: the same window.
+        let t2 = t1 + TTL / 3;
+        hold(&mut link, t2, 2000);
+        assert_eq!(link.stats.recovery_windows, 1);
+        // It ends by the node's clock.
+        link.on_timer(t2 + Duration::from_millis(1999), true);
+        assert!(link.stats.recovering);
+        link.on_timer(t2 + Duration::from_millis(2000), true);
+        assert!(!link.stats.recovering);
+        // A later one is another window.
+        let t3 = t2 + TTL;
+        hold(&mut link, t3, 500);
+        assert_eq!(link.stats.recovery_windows, 2);
+        // A renewal that finds it gone ends it at once.
+        hold(&mut link, t3 + Duration::from_millis(100), -2);
+        assert!(!link.stats.recovering);
+        assert_eq!(link.stats.recovery_windows, 2);
     }
 }

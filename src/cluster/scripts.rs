@@ -25,9 +25,10 @@ pub(crate) const NODE_CHANNEL: &str = "a-chat:to:";
 
 /// Renews the node's hold. KEYS[1]: its key; ARGV[1]: the TTL in ms; ARGV[2]: `1` if it has
 /// peers; ARGV[3]: `1` if it was in the cluster before (an earlier connection's hold was
-/// granted). Returns 1 if the key was there, 0 if not. A recovery window opens when the key
-/// was missing while the node has peers, or `a-chat:cluster` was missing and the node was in
-/// the cluster before: Redis lost its data.
+/// granted). Returns `{EXISTED, RECOVERING}`: EXISTED 1 if the key was there, 0 if not;
+/// RECOVERING the milliseconds the recovery window has left (0 or less when none is open). A
+/// recovery window opens when the key was missing while the node has peers, or
+/// `a-chat:cluster` was missing and the node was in the cluster before: Redis lost its data.
 pub(crate) const HOLD: &str = "-- a-chat hold
 local existed = redis.call('EXISTS', KEYS[1])
 local new_redis = redis.call('SET', 'a-chat:cluster', '1', 'NX')
@@ -35,7 +36,7 @@ redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
 if (existed == 0 and ARGV[2] == '1') or (new_redis and ARGV[3] == '1') then
   redis.call('SET', 'a-chat:recovering', '1', 'PX', ARGV[1], 'NX')
 end
-return existed
+return {existed, redis.call('PTTL', 'a-chat:recovering')}
 ";
 
 /// Claims names. KEYS: the names' keys; ARGV[1]: the node's ID; ARGV[2]: `new` for logins,

@@ -176,6 +176,16 @@ pub fn render(stats: &Stats, process: Option<ProcessFigures>) -> String {
             "error: cluster unavailable notices sent for destinations.",
             c.destinations_unavailable,
         );
+        out.counter(
+            "a_chat_cluster_recovery_windows_total",
+            "Recovery windows seen open (Redis had lost its data; new logins refused meanwhile).",
+            c.recovery_windows,
+        );
+        out.gauge(
+            "a_chat_cluster_recovering",
+            "1 while a recovery window is open (new logins refused), else 0.",
+            u64::from(c.recovering),
+        );
     }
     if let Some(p) = process {
         out.gauge(

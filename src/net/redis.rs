@@ -1,6 +1,7 @@
 //! The driver's side of cluster mode: the socket to Redis as one more source on the loop. It
 //! connects (without blocking) when the link asks, feeds what it reads to the core, writes what
-//! the turn queued in one write, and drops the connection when the link finds it broken.
+//! the turn queued in one write, and drops the connection when the link finds it broken (a
+//! reply it refuses, or Redis overdue).
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -29,6 +30,8 @@ pub(super) struct RedisSocket {
     writable: bool,
     /// The last read stopped at the budget, not at `WouldBlock`.
     unread: bool,
+    /// One read's bytes, handed to the link at once. Invariant: 64 KiB; the link holds at most
+    /// one reply's bytes (16 MiB) plus one read, so nothing from Redis grows past that.
     scratch: Vec<u8>,
 }
 
@@ -91,11 +94,20 @@ impl RedisSocket {
         if self.unread {
             self.read(registry, chat, now);
         }
+        // A connection not made, or a request not answered, within the link's deadline: checked
+        // once all that Redis sent is read, so that an answer waiting unread is not silence.
+        if self.stream.is_some()
+            && !self.unread
+            && let Some(what) = chat.cluster().and_then(|link| link.overdue(now))
+        {
+            warn!("cluster: {what}: dropping the connection to reconnect");
+            self.drop_connection(registry, chat, now);
+        }
         let Some(link) = chat.cluster_mut() else {
             return;
         };
         if self.stream.is_none() && link.wants_connection(now) {
-            link.on_connecting();
+            link.on_connecting(now);
             if let Err(e) = self.connect(registry, layout) {
                 warn!("cluster: cannot connect to {}: {e}", self.addr);
                 chat.on_cluster_disconnected(now);

@@ -549,3 +549,76 @@ fn check_tls_records(mut out: &[u8]) {
         out = &out[5 + length..];
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// resp
+
+/// The largest reply a node accepts (contract section 9), and so, with one read's bytes, the
+/// most it holds undecoded.
+const MAX_REPLY: usize = 16 << 20;
+
+/// Prefixes the `resp` check may put before its input, so that short inputs reach the limits.
+const RESP_PREFIXES: [&[u8]; 4] = [
+    b"",
+    b"*1\r\n*1\r\n*1\r\n*1\r\n",
+    b"$16777000\r\n",
+    b">3\r\n",
+];
+
+/// Bytes as replies from Redis to a cluster node in memory, cut into reads: `data[0]` seeds the
+/// reads' sizes (1 byte to 64 KiB), `data[1]` picks a prefix of [`RESP_PREFIXES`] (nested
+/// arrays, a bulk string announced just under the bound, a push around what follows); the
+/// rest follows. The node never panics, never holds more of Redis's bytes than the bound plus
+/// one read, and after a reply it refuses (a broken link, said in a sentence) it wants a new
+/// connection once its back-off has passed, and takes a real handshake's first answer on it.
+pub fn resp(data: &[u8]) {
+    let mut bytes = Bytes::new(data);
+    let mut rng = XorShift::new(u64::from(bytes.byte()));
+    let prefix = RESP_PREFIXES[bytes.below(RESP_PREFIXES.len())];
+    let input = [prefix, bytes.rest()].concat();
+    let mut server = MemoryServer::new(Config::default());
+    server.join_cluster("fuzz", Duration::from_secs(3));
+    assert!(server.redis_wants_connection());
+    server.redis_connect(true);
+    server.turn();
+    assert!(!server.take_redis_output().is_empty(), "HELLO and the rest");
+    let mut broken = None;
+    let mut at = 0;
+    while at < input.len() {
+        let size = if rng.below(4) == 0 {
+            1 + rng.index(64 * 1024)
+        } else {
+            1 + rng.index(64)
+        };
+        let piece = &input[at..(at + size).min(input.len())];
+        at += piece.len();
+        match server.redis_input(piece) {
+            Ok(()) => assert!(
+                server.redis_input_held() <= MAX_REPLY + piece.len(),
+                "{} bytes held",
+                server.redis_input_held()
+            ),
+            Err(e) => {
+                broken = Some(e);
+                break;
+            }
+        }
+        server.turn();
+    }
+    if let Some(error) = broken {
+        assert!(!error.is_empty() && !error.contains("Scanner"), "{error}");
+        assert_eq!(
+            server.redis_input_held(),
+            0,
+            "given back with the connection"
+        );
+        server.advance(Duration::from_secs(6));
+        assert!(server.redis_wants_connection(), "back-off, then again");
+        server.redis_connect(true);
+        server.turn();
+        server.take_redis_output();
+        server
+            .redis_input(b"%1\r\n$5\r\nproto\r\n:3\r\n")
+            .expect("HELLO's answer on the new connection");
+    }
+}

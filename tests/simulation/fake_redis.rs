@@ -270,7 +270,18 @@ impl FakeRedis {
         if (!existed && argv[1] == b"1") || (new_redis && argv[2] == b"1") {
             self.set_nx(RECOVERING, Some(ttl));
         }
-        number(i64::from(existed))
+        integers(vec![i64::from(existed), self.pttl(RECOVERING)])
+    }
+
+    /// `PTTL key`: its milliseconds left, -1 without an expiry, -2 if missing.
+    fn pttl(&self, key: &str) -> i64 {
+        match self.values.get(key) {
+            Some((_, None)) if self.exists(key) => -1,
+            Some((_, Some(at))) if *at > self.now => {
+                i64::try_from(at.duration_since(self.now).as_millis()).unwrap_or(i64::MAX)
+            }
+            _ => -2,
+        }
     }
 
     fn claim(&mut self, keys: &[String], argv: &[Vec<u8>]) -> OwnedFrame {

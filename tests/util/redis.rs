@@ -77,13 +77,25 @@ fn free_port() -> u16 {
 pub struct RedisServer {
     child: Option<Child>,
     pub addr: SocketAddr,
+    /// More options of `redis-server` (`--requirepass x`).
+    extra: Vec<String>,
 }
 
 impl RedisServer {
     /// Starts one on a free port.
     pub fn start() -> RedisServer {
+        RedisServer::start_with(&[])
+    }
+
+    /// Starts one on a free port with more options (`&["--requirepass", "x"]`).
+    pub fn start_with(extra: &[&str]) -> RedisServer {
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let mut server = RedisServer { child: None, addr };
+        let extra = extra.iter().map(|arg| arg.to_string()).collect();
+        let mut server = RedisServer {
+            child: None,
+            addr,
+            extra,
+        };
         server.restart();
         server
     }
@@ -99,6 +111,7 @@ impl RedisServer {
             .args(["--port", &self.addr.port().to_string()])
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(["--daemonize", "no", "--loglevel", "warning"])
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -106,7 +119,11 @@ impl RedisServer {
             .expect("start redis-server");
         self.child = Some(child);
         let start = Instant::now();
-        while self.command(&["PING"]).as_deref() != Some("PONG") {
+        // Up once it answers, be it that a password is needed.
+        while !self
+            .command(&["PING"])
+            .is_some_and(|answer| answer == "PONG" || answer.starts_with("NOAUTH"))
+        {
             assert!(
                 start.elapsed() < WAIT,
                 "redis-server did not answer on {}",
