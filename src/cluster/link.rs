@@ -77,6 +77,11 @@ pub(crate) enum Event {
         dest: Box<str>,
         outcome: Undelivered,
     },
+    /// `count` of the destinations `who` routed ([`ClusterLink::route`]) have their answer:
+    /// handed to a node, or a `Route` event before this one. Every routed destination is
+    /// answered exactly once, the connection to Redis lost or not: the core counts its
+    /// peers' lookups in flight by it.
+    Answered { who: Who, count: usize },
     /// Records from other nodes (messages for peers here, bounces of messages from them): a
     /// channel message as it came, for the core to parse ([`super::records`]).
     Records(Vec<u8>),
@@ -345,8 +350,28 @@ impl ClusterLink {
                         outcome: Undelivered::Unavailable,
                     });
                 }
+                self.answered(&batch);
             }
             _ => {}
+        }
+    }
+
+    /// Every destination of `batch` is answered: one [`Event::Answered`] per run of
+    /// destinations of one sender.
+    fn answered(&mut self, batch: &RouteBatch) {
+        let mut run: Option<(Who, usize)> = None;
+        for who in batch.senders() {
+            match &mut run {
+                Some((last, count)) if *last == who => *count += 1,
+                _ => {
+                    if let Some((who, count)) = run.replace((who, 1)) {
+                        self.events.push(Event::Answered { who, count });
+                    }
+                }
+            }
+        }
+        if let Some((who, count)) = run {
+            self.events.push(Event::Answered { who, count });
         }
     }
 
@@ -495,7 +520,12 @@ impl ClusterLink {
                     {
                         outcomes
                     }
-                    _ => return Err(unexpected(&request)),
+                    _ => {
+                        // Its senders are told, as for a connection lost with it in flight.
+                        let error = unexpected(&request);
+                        self.fail(request);
+                        return Err(error);
+                    }
                 };
                 for (i, (who, dest)) in batch.dests().enumerate() {
                     let outcome = match outcomes[if outcomes.len() == 1 { 0 } else { i }] {
@@ -512,6 +542,7 @@ impl ClusterLink {
                         outcome,
                     });
                 }
+                self.answered(batch);
             }
             Request::Leave => self.left = true,
         }
@@ -877,6 +908,61 @@ mod tests {
             "{error}"
         );
         assert!(link.on_input(b"?what\r\n").is_err());
+    }
+
+    #[test]
+    fn every_routed_destination_is_answered_once_whatever_the_reply() {
+        let now = Instant::now();
+        let mut link = joined(now);
+        let answered = |events: &[Event]| -> Vec<(Who, usize)> {
+            events
+                .iter()
+                .filter_map(|event| match event {
+                    Event::Answered { who, count } => Some((*who, *count)),
+                    _ => None,
+                })
+                .collect()
+        };
+        // Delivered (one status for all) and unknown destinations alike are answered.
+        for dest in ["bob", "carol"] {
+            assert!(link.route(who(1), "alice", dest, "hi"));
+        }
+        assert!(link.route(who(2), "erin", "bob", "yo"));
+        link.flush();
+        commands(&mut link);
+        link.on_input(b"*1\r\n:1\r\n").expect("route reply");
+        assert_eq!(answered(&link.take_events()), [(who(1), 2), (who(2), 1)]);
+        assert!(link.route(who(1), "alice", "ghost", "hi"));
+        link.flush();
+        commands(&mut link);
+        link.on_input(b"*1\r\n:0\r\n").expect("route reply");
+        let events = link.take_events();
+        assert_eq!(
+            events,
+            [
+                Event::Route {
+                    who: who(1),
+                    dest: "ghost".into(),
+                    outcome: Undelivered::NoSuchPeer
+                },
+                Event::Answered {
+                    who: who(1),
+                    count: 1
+                }
+            ]
+        );
+        // A reply of the wrong shape breaks the link, and its destinations are still answered.
+        assert!(link.route(who(3), "dave", "bob", "hi"));
+        link.flush();
+        commands(&mut link);
+        assert!(link.on_input(b"$2\r\nno\r\n").is_err());
+        let events = link.take_events();
+        assert!(events.contains(&Event::Route {
+            who: who(3),
+            dest: "bob".into(),
+            outcome: Undelivered::Unavailable
+        }));
+        assert_eq!(answered(&events), [(who(3), 1)]);
     }
 
     #[test]
