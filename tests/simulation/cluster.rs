@@ -1,11 +1,12 @@
 //! Several nodes, one chat: three in-memory servers in cluster mode share the in-memory Redis
 //! of `fake_redis.rs` on one simulated clock. A seeded scheduler logs clients in (the same
-//! names on different nodes), sends lines to local, remote, unknown and repeated names, lets
-//! clients leave, and injects Redis's faults: replies delayed and cut anywhere, a node's
-//! connection dropped, Redis unreachable for a while (sometimes longer than the TTL), Redis
-//! restarted without its data or flushed under the nodes' feet, a node killed (its names left
-//! to expire) and a node stopped gracefully. Every schedule is checked against the contract's
-//! cluster rules (section 6):
+//! names on different nodes), sends lines to local, remote, unknown and repeated names (now and
+//! then to destinations that cannot be names: too long, a control character), lets clients
+//! leave (some half-close right after a last line), and injects Redis's faults: replies delayed
+//! and cut anywhere, a node's connection dropped, Redis unreachable for a while (sometimes
+//! longer than the TTL), Redis restarted without its data or flushed under the nodes' feet, a
+//! node killed (its names left to expire) and a node stopped gracefully. Every schedule is
+//! checked against the contract's cluster rules (section 6):
 //!
 //! - no name is used by two logged-in clients at once, on any nodes (checked after every step);
 //! - a message reaches only a client logged in under its destination's name, at most once, and
@@ -13,8 +14,9 @@
 //! - every message is delivered or its sender told (`error: no such peer: D` or
 //!   `error: cluster unavailable: D`), once the faults stop and the cluster has healed; excused
 //!   are messages to a name whose client left or was closed meanwhile, messages of senders that
-//!   were closed, and those Redis published into a connection that then broke (the at-most-once
-//!   caveat of publish/subscribe).
+//!   were closed (not those of a sender that half-closed and that the server closed as asked:
+//!   it was owed its notices first), and those Redis published into a connection that then
+//!   broke (the at-most-once caveat of publish/subscribe).
 //!
 //! A failing seed is printed; replay it with
 //! `CLUSTER_SIM_SEED=<seed> cargo test --test simulation cluster`.
