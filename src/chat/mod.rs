@@ -68,7 +68,8 @@ const SCRATCH_LEN: usize = 64 * 1024;
 ///    [`Chat::on_writable`] notes that the transport takes bytes again.
 /// 3. **End of the turn.** [`Chat::end_turn`], once after every poll, also after one that
 ///    returned no events (a timeout): that is when timers run. In this order it reads again
-///    the connections whose read budget ran out, runs the expired timers (a login retried
+///    the connections whose read budget ran out (or that answers from the cluster let go on,
+///    in cluster mode), runs the expired timers (a login retried
 ///    after contention routes lines; a timeout closes), finishes the shutdown's reading
 ///    stage, flushes every queue that grew with one vectored write, reports to the driver
 ///    whether each flushed connection still wants writability, and hands back the transports

@@ -23,8 +23,9 @@ pub(crate) enum Phase {
     Claiming(Box<Contender>),
     /// Logged in: its name is in the directory and its lines are routed.
     Chatting,
-    /// Its input is no longer processed; its queue is being flushed, after which its write side
-    /// is shut. `input_ended` says the peer already closed its side.
+    /// Its input is no longer processed; its queue is being flushed, after which (and after
+    /// the answers to its lookups in flight, in cluster mode) its write side is shut.
+    /// `input_ended` says the peer already closed its side.
     Closing {
         reason: CloseReason,
         deadline: Option<Instant>,

@@ -29,8 +29,8 @@ const BATCH: usize = 512;
 /// larger batches (fewer script runs when Redis is the bottleneck).
 const MAX_ROUTES_IN_FLIGHT: usize = 16;
 
-/// Bytes waiting for Redis past which the core stops reading its peers (back-pressure: Redis
-/// does not keep up); it reads again once fewer wait.
+/// Bytes waiting for Redis past which the core stops reading the peers that have lookups in
+/// flight (back-pressure: Redis does not keep up; `src/chat/lookups.rs`).
 const CONGESTED: usize = 4 << 20;
 
 /// Bytes waiting for Redis past which new work is refused as "unavailable": the queue must not
@@ -229,7 +229,7 @@ impl ClusterLink {
         self.conn == Conn::Up && self.held_until.is_some() && self.backlog() < MAX_OUTPUT
     }
 
-    /// Whether Redis is behind: the core stops reading its peers until it catches up.
+    /// Whether Redis is behind: the core stops reading its peers with lookups in flight.
     pub(crate) fn is_congested(&self) -> bool {
         self.conn == Conn::Up && self.backlog() > CONGESTED
     }
