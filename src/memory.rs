@@ -375,6 +375,14 @@ impl MemoryServer {
         out
     }
 
+    /// Whether the node's link to Redis is congested: so many bytes wait for Redis that the
+    /// peers with lookups in flight are not read.
+    pub fn redis_congested(&self) -> bool {
+        self.chat
+            .cluster()
+            .is_some_and(crate::cluster::ClusterLink::is_congested)
+    }
+
     /// Whether the node has left its cluster (after a graceful shutdown).
     pub fn has_left_cluster(&self) -> bool {
         self.chat.cluster().is_some_and(|link| link.has_left())

@@ -415,3 +415,63 @@ fn cluster_counters_are_in_the_metrics() {
     );
     assert_eq!(metrics.value("a_chat_cluster_reconnects_total", &[]), 0.0);
 }
+
+#[test]
+fn a_destination_that_cannot_be_a_name_is_answered_locally_and_never_misrouted() {
+    let redis = RedisServer::start();
+    let [a, b, c] = three_nodes(&redis.url());
+    let mut alice = Client::login(a.addr(), "alice");
+    let mut bob = Client::login(b.addr(), "bob");
+    let mut carol = Client::login(c.addr(), "carol");
+    // `bob` and 256 `x`: 259 bytes, 3 once cut to a byte; and lengths around 256.
+    for extra in [256, 252, 253, 254] {
+        let long = format!("bob{}", "x".repeat(extra));
+        alice.send(&format!("{long}: m1\n{long}, carol: m2\nbob, {long}: m3\n"));
+        for _ in 0..3 {
+            alice.expect(&format!("error: no such peer: {long}"));
+        }
+        carol.expect("from alice: m2");
+        // Bob gets m3 and nothing before it (never m2, whose destinations did not name him).
+        bob.expect("from alice: m3");
+    }
+    // Nothing else came: the next lines are the next messages.
+    alice.send("bob, carol, alice: end\n");
+    alice.expect("from alice: end");
+    bob.expect("from alice: end");
+    carol.expect("from alice: end");
+}
+
+#[test]
+fn a_client_that_half_closes_at_once_gets_its_cluster_notices() {
+    let redis = RedisServer::start();
+    let [a, _b, _c] = three_nodes(&redis.url());
+    let mut client = std::process::Command::new(util::binary())
+        .args(["client", &a.addr().to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut stdin = client.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, b"u1\nzed: anyone?\n").unwrap();
+    drop(stdin);
+    let mut stdout = client.stdout.take().unwrap();
+    let reading = thread::spawn(move || {
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut out).unwrap();
+        out
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = client.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > WAIT {
+            client.kill().unwrap();
+            panic!("the client did not exit");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success());
+    assert_eq!(reading.join().unwrap(), "error: no such peer: zed\n");
+}

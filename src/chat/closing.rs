@@ -173,7 +173,7 @@ impl<T: Transport> Chat<T> {
 
     /// `key`'s queue is empty: a closing connection has its write side shut, then lingers,
     /// reading and dropping its input until the peer closes (or is closed at once if the peer
-    /// already has).
+    /// already has). In cluster mode, not before its lookups in flight are answered.
     pub(super) fn on_flushed(&mut self, key: usize, now: Instant) {
         let peer = &mut self.peers[key];
         let Phase::Closing {
@@ -185,6 +185,12 @@ impl<T: Transport> Chat<T> {
             return;
         };
         let (reason, input_ended) = (reason.clone(), *input_ended);
+        if peer.lookups > 0 {
+            // Cluster mode: the answers to its lines are still to come (contract 6.3); its
+            // write side stays open for their notices until they are in
+            // (`Chat::on_answered`), or its close deadline passes.
+            return;
+        }
         if let Err(e) = peer.io.shutdown_write() {
             self.close_now(key, CloseReason::Io(e.kind()));
         } else if input_ended {

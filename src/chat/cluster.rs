@@ -169,9 +169,10 @@ impl<T: Transport> Chat<T> {
         self.apply_cluster_events(now);
     }
 
-    /// Routes TEXT from the logged-in `sender` to `dest`, a name not held here. Returns
+    /// Routes TEXT from the logged-in `sender` to `dest`, a valid name not held here. Returns
     /// whether Redis could be asked; the answer comes as an event if it is news for the
-    /// sender.
+    /// sender, and [`Event::Answered`] in any case (one lookup of its budget in flight until
+    /// then).
     pub(super) fn route_remote(
         &mut self,
         sender: usize,
@@ -183,9 +184,14 @@ impl<T: Transport> Chat<T> {
             key: sender,
             generation: self.peers[sender].generation,
         };
-        self.cluster
+        let routed = self
+            .cluster
             .as_mut()
-            .is_some_and(|link| link.route(who, name, dest, text))
+            .is_some_and(|link| link.route(who, name, dest, text));
+        if routed {
+            self.peers[sender].lookups += 1;
+        }
+        routed
     }
 
     /// Gives the name of a peer that leaves back to the cluster.
@@ -214,12 +220,18 @@ impl<T: Transport> Chat<T> {
                     }
                 }
                 Event::Route { who, dest, outcome } => {
+                    // A connection closing (its peer half-closed, most often) is kept open
+                    // for these notices, until its lookups are answered (`on_flushed`).
                     let current = self.peers.get(who.key).is_some_and(|peer| {
-                        peer.generation == who.generation && matches!(peer.phase, Phase::Chatting)
+                        peer.generation == who.generation
+                            && matches!(peer.phase, Phase::Chatting | Phase::Closing { .. })
                     });
                     if current {
                         self.undelivered(who.key, &dest, outcome);
                     }
+                }
+                Event::Answered { who, count } => {
+                    self.on_answered(who.key, who.generation, count);
                 }
                 Event::Records(payload) => self.on_records(&payload),
                 Event::Reclaim => {
@@ -276,7 +288,7 @@ impl<T: Transport> Chat<T> {
             .as_ref()
             .is_some_and(|link| link.node() == origin)
         {
-            if let Some(&key) = self.directory.get(sender) {
+            if let Some(key) = self.sender_here(sender) {
                 for dest in records::dest_names(dests) {
                     self.undelivered(key, dest, Undelivered::NoSuchPeer);
                 }
@@ -312,6 +324,25 @@ impl<T: Transport> Chat<T> {
         {
             self.stats.queue_memory -= bytes.len();
         }
+    }
+
+    /// The connection here that sent a record routed back to this node as `sender`: the peer
+    /// logged in under that name, or else a closing one of that name whose lookups are not
+    /// all answered (it half-closed after its line: the record, published while the route
+    /// script ran, comes before the script's answer). The second is looked for through every
+    /// connection, but only on this rare path (a line to a name whose login here was still
+    /// claiming it, from a sender closing since).
+    fn sender_here(&self, sender: &str) -> Option<usize> {
+        self.directory.get(sender).copied().or_else(|| {
+            self.peers
+                .iter()
+                .find(|(_, peer)| {
+                    peer.lookups > 0
+                        && matches!(peer.phase, Phase::Closing { .. })
+                        && peer.name.as_deref() == Some(sender)
+                })
+                .map(|(key, _)| key)
+        })
     }
 
     /// Tells `sender` that its message to `dest` was not handed to anyone.

@@ -74,7 +74,8 @@ impl<T: Transport> Chat<T> {
         let Some(&holder) = self.directory.get(name) else {
             return false;
         };
-        if !self.peers[holder].io.is_closed_by_peer() {
+        // Lines it sent while waiting for the cluster's answers are still to be routed.
+        if !self.peers[holder].io.is_closed_by_peer() || self.peers[holder].held.is_some() {
             return true;
         }
         self.on_end_of_input(holder, now);

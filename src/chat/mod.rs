@@ -9,6 +9,7 @@
 //! | `routing.rs` | one `DESTS: TEXT` line into its receivers' queues |
 //! | `closing.rs` | closing one connection, and the graceful shutdown of all |
 //! | `cluster.rs` | cluster mode: the link to Redis fed, its events applied |
+//! | `lookups.rs` | cluster mode: each peer's budget of lookups in flight, its lines held meanwhile |
 //! | `memory_bound.rs` | the bound on all queues together, and which queue goes first |
 //! | `peer.rs` | a connection's `Phase` and `CloseReason` |
 //! | `outbox.rs`, `timers.rs`, `transport.rs` | the outbound queue, deadlines, the IO trait |
@@ -16,6 +17,7 @@
 mod closing;
 mod cluster;
 mod login;
+mod lookups;
 mod memory_bound;
 mod outbox;
 mod peer;
@@ -66,7 +68,8 @@ const SCRATCH_LEN: usize = 64 * 1024;
 ///    [`Chat::on_writable`] notes that the transport takes bytes again.
 /// 3. **End of the turn.** [`Chat::end_turn`], once after every poll, also after one that
 ///    returned no events (a timeout): that is when timers run. In this order it reads again
-///    the connections whose read budget ran out, runs the expired timers (a login retried
+///    the connections whose read budget ran out (or that answers from the cluster let go on,
+///    in cluster mode), runs the expired timers (a login retried
 ///    after contention routes lines; a timeout closes), finishes the shutdown's reading
 ///    stage, flushes every queue that grew with one vectored write, reports to the driver
 ///    whether each flushed connection still wants writability, and hands back the transports
@@ -217,12 +220,10 @@ impl<T: Transport> Chat<T> {
         mut on_interest: impl FnMut(usize, &mut T, bool) -> io::Result<()>,
         mut release: impl FnMut(usize, T, CloseReason),
     ) {
-        if !self.cluster_congested() {
-            for key in std::mem::take(&mut self.unread) {
-                if let Some(peer) = self.peers.get_mut(key) {
-                    peer.unread = false;
-                    self.read(key, now);
-                }
+        for key in std::mem::take(&mut self.unread) {
+            if let Some(peer) = self.peers.get_mut(key) {
+                peer.unread = false;
+                self.read(key, now);
             }
         }
         self.handle_timeouts(now);
@@ -257,9 +258,9 @@ impl<T: Transport> Chat<T> {
     /// Whether some connection's read stopped at the budget: the driver must not sleep before
     /// the next [`Chat::end_turn`].
     pub fn has_unread_input(&self) -> bool {
-        // While Redis is behind, the input waits for it, not for a turn: the driver wakes up
-        // when Redis's socket takes bytes again.
-        !self.unread.is_empty() && !self.cluster_congested()
+        // A peer waiting for answers from the cluster is not on the list: its input waits for
+        // them, not for a turn.
+        !self.unread.is_empty()
     }
 
     /// Whether no connection is left.
@@ -318,19 +319,20 @@ impl<T: Transport> Chat<T> {
     }
 
     /// Reads from `key` until `WouldBlock`, the end of its stream, or the read budget; in the
-    /// last case it is put on the list that [`Chat::end_turn`] reads again.
+    /// last case it is put on the list that [`Chat::end_turn`] reads again. In cluster mode, a
+    /// logged-in peer whose lookups in flight are past its budget is not read (nor are the
+    /// lines it sent meanwhile routed) until answers come back ([`Chat::awaits_lookups`]).
     fn read(&mut self, key: usize, now: Instant) {
-        if self.cluster_congested() && self.read_mode(key) == ReadMode::Process {
-            // Redis is behind: this input waits (read again once it has caught up).
-            self.mark_unread(key);
-            return;
-        }
         let mut scratch = std::mem::take(&mut self.scratch);
         let mut total = 0;
         let mut budget_spent = false;
         loop {
             let mode = self.read_mode(key);
             if mode == ReadMode::Stop {
+                break;
+            }
+            if mode == ReadMode::Process && !self.route_held_lines(key, now) {
+                // It waits for answers from the cluster; they put it back on the list.
                 break;
             }
             if total >= self.read_budget {
@@ -393,7 +395,11 @@ impl<T: Transport> Chat<T> {
             contender.input.extend(peer.framer.take_unfinished());
             contender.too_long |= result.is_err();
         } else if result.is_err() && peer.phase.read_mode() == ReadMode::Process {
-            self.reject(key, LineError::LineTooLong, now);
+            match &mut peer.held {
+                // The lines before it are routed first.
+                Some(held) => held.too_long = true,
+                None => self.reject(key, LineError::LineTooLong, now),
+            }
         }
     }
 
@@ -407,13 +413,24 @@ impl<T: Transport> Chat<T> {
                 contender.input.extend_from_slice(line);
                 contender.input.push(b'\n');
             }
-            Phase::Chatting => match parse_message(line) {
-                Ok(None) => {}
-                Ok(Some(message)) => self.route(key, message),
-                Err(error) => self.reject(key, error, now),
-            },
+            Phase::Chatting => {
+                if self.peers[key].held.is_some() || self.awaits_lookups(key) {
+                    self.hold_line(key, line);
+                } else {
+                    self.on_message_line(key, line, now);
+                }
+            }
             // Lines after a closing one are not looked at.
             Phase::Closing { .. } | Phase::Lingering { .. } | Phase::Closed { .. } => {}
+        }
+    }
+
+    /// A line of the logged-in peer `key`: routed, or answered with a notice.
+    fn on_message_line(&mut self, key: usize, line: &[u8], now: Instant) {
+        match parse_message(line) {
+            Ok(None) => {}
+            Ok(Some(message)) => self.route(key, message),
+            Err(error) => self.reject(key, error, now),
         }
     }
 

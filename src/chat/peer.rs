@@ -23,8 +23,9 @@ pub(crate) enum Phase {
     Claiming(Box<Contender>),
     /// Logged in: its name is in the directory and its lines are routed.
     Chatting,
-    /// Its input is no longer processed; its queue is being flushed, after which its write side
-    /// is shut. `input_ended` says the peer already closed its side.
+    /// Its input is no longer processed; its queue is being flushed, after which (and after
+    /// the answers to its lookups in flight, in cluster mode) its write side is shut.
+    /// `input_ended` says the peer already closed its side.
     Closing {
         reason: CloseReason,
         deadline: Option<Instant>,
@@ -54,6 +55,19 @@ pub(crate) struct Contender {
     pub(crate) too_long: bool,
     /// It has waited for a contended name once already.
     pub(crate) contended: bool,
+}
+
+/// The lines of a logged-in peer that arrived in the read that spent its budget of lookups: they
+/// wait, in order, for its answers.
+#[derive(Debug, Default)]
+pub(crate) struct HeldLines {
+    /// Complete lines, each ended by `\n` (a framed line holds none).
+    /// Invariant: at most the bytes of one read call, plus one unfinished line.
+    pub(crate) lines: Vec<u8>,
+    /// Where the first line not routed yet begins in `lines`.
+    pub(crate) start: usize,
+    /// A line after them was too long: once they are routed, the connection is closed.
+    pub(crate) too_long: bool,
 }
 
 /// How incoming bytes are treated in a phase.
@@ -185,6 +199,15 @@ pub(crate) struct Peer<T> {
     pub(crate) dirty: bool,
     /// Whether the key is on the core's list of connections whose read budget ran out.
     pub(crate) unread: bool,
+    /// Cluster mode: its destinations routed through Redis and not answered yet (see
+    /// `Chat::awaits_lookups`).
+    pub(crate) lookups: usize,
+    /// Its reading stopped until answers come back from the cluster: the next answer that
+    /// lets it go on puts it on the list of connections to read.
+    pub(crate) awaiting: bool,
+    /// Lines read while it was waiting for answers (the rest of one read), routed before
+    /// anything more is read from it.
+    pub(crate) held: Option<Box<HeldLines>>,
     /// The size class of its queue in the core's queue index (0: empty, not indexed).
     pub(crate) size_class: u8,
     /// Its position in that class.
@@ -203,6 +226,9 @@ impl<T> Peer<T> {
             last_route: 0,
             dirty: false,
             unread: false,
+            lookups: 0,
+            awaiting: false,
+            held: None,
             size_class: 0,
             class_slot: 0,
         }

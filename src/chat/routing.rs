@@ -7,7 +7,7 @@ use log::debug;
 
 use super::peer::Phase;
 use super::{Chat, Transport};
-use crate::parse::Message;
+use crate::parse::{Message, is_valid_name};
 
 impl<T: Transport> Chat<T> {
     /// Routes `message` from the logged-in peer `sender`.
@@ -41,7 +41,8 @@ impl<T: Transport> Chat<T> {
                 if handled || !unknown.insert(dest) {
                     continue;
                 }
-                if !self.in_cluster() {
+                // A destination that cannot be a name is held by no node: Redis is not asked.
+                if !self.in_cluster() || !is_valid_name(dest) {
                     self.stats.unknown_destinations += 1;
                     self.queue_text(sender, &format!("error: no such peer: {dest}\n"));
                 } else if !self.route_remote(sender, &name, dest, message.text) {

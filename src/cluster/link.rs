@@ -30,8 +30,8 @@ const BATCH: usize = 512;
 /// larger batches (fewer script runs when Redis is the bottleneck).
 const MAX_ROUTES_IN_FLIGHT: usize = 16;
 
-/// Bytes waiting for Redis past which the core stops reading its peers (back-pressure: Redis
-/// does not keep up); it reads again once fewer wait.
+/// Bytes waiting for Redis past which the core stops reading the peers that have lookups in
+/// flight (back-pressure: Redis does not keep up; `src/chat/lookups.rs`).
 const CONGESTED: usize = 4 << 20;
 
 /// Bytes waiting for Redis past which new work is refused as "unavailable": the queue must not
@@ -78,6 +78,11 @@ pub(crate) enum Event {
         dest: Box<str>,
         outcome: Undelivered,
     },
+    /// `count` of the destinations `who` routed ([`ClusterLink::route`]) have their answer:
+    /// handed to a node, or a `Route` event before this one. Every routed destination is
+    /// answered exactly once, the connection to Redis lost or not: the core counts its
+    /// peers' lookups in flight by it.
+    Answered { who: Who, count: usize },
     /// Records from other nodes (messages for peers here, bounces of messages from them): a
     /// channel message as it came, for the core to parse ([`super::records`]).
     Records(Vec<u8>),
@@ -253,7 +258,7 @@ impl ClusterLink {
         self.conn == Conn::Up && self.held_until.is_some() && self.backlog() < MAX_OUTPUT
     }
 
-    /// Whether Redis is behind: the core stops reading its peers until it catches up.
+    /// Whether Redis is behind: the core stops reading its peers with lookups in flight.
     pub(crate) fn is_congested(&self) -> bool {
         self.conn == Conn::Up && self.backlog() > CONGESTED
     }
@@ -416,8 +421,28 @@ impl ClusterLink {
                         outcome: Undelivered::Unavailable,
                     });
                 }
+                self.answered(&batch);
             }
             _ => {}
+        }
+    }
+
+    /// Every destination of `batch` is answered: one [`Event::Answered`] per run of
+    /// destinations of one sender.
+    fn answered(&mut self, batch: &RouteBatch) {
+        let mut run: Option<(Who, usize)> = None;
+        for who in batch.senders() {
+            match &mut run {
+                Some((last, count)) if *last == who => *count += 1,
+                _ => {
+                    if let Some((who, count)) = run.replace((who, 1)) {
+                        self.events.push(Event::Answered { who, count });
+                    }
+                }
+            }
+        }
+        if let Some((who, count)) = run {
+            self.events.push(Event::Answered { who, count });
         }
     }
 
@@ -602,7 +627,12 @@ impl ClusterLink {
                     {
                         outcomes
                     }
-                    _ => return Err(unexpected(&request)),
+                    _ => {
+                        // Its senders are told, as for a connection lost with it in flight.
+                        let error = unexpected(&request);
+                        self.fail(request);
+                        return Err(error);
+                    }
                 };
                 for (i, (who, dest)) in batch.dests().enumerate() {
                     let outcome = match outcomes[if outcomes.len() == 1 { 0 } else { i }] {
@@ -619,6 +649,7 @@ impl ClusterLink {
                         outcome,
                     });
                 }
+                self.answered(batch);
             }
             Request::Leave => self.left = true,
         }
@@ -1052,6 +1083,61 @@ mod tests {
             "{error}"
         );
         assert!(link.on_input(b"?what\r\n", now).is_err());
+    }
+
+    #[test]
+    fn every_routed_destination_is_answered_once_whatever_the_reply() {
+        let now = Instant::now();
+        let mut link = joined(now);
+        let answered = |events: &[Event]| -> Vec<(Who, usize)> {
+            events
+                .iter()
+                .filter_map(|event| match event {
+                    Event::Answered { who, count } => Some((*who, *count)),
+                    _ => None,
+                })
+                .collect()
+        };
+        // Delivered (one status for all) and unknown destinations alike are answered.
+        for dest in ["bob", "carol"] {
+            assert!(link.route(who(1), "alice", dest, "hi"));
+        }
+        assert!(link.route(who(2), "erin", "bob", "yo"));
+        link.flush();
+        commands(&mut link);
+        link.on_input(b"*1\r\n:1\r\n", now).expect("route reply");
+        assert_eq!(answered(&link.take_events()), [(who(1), 2), (who(2), 1)]);
+        assert!(link.route(who(1), "alice", "ghost", "hi"));
+        link.flush();
+        commands(&mut link);
+        link.on_input(b"*1\r\n:0\r\n", now).expect("route reply");
+        let events = link.take_events();
+        assert_eq!(
+            events,
+            [
+                Event::Route {
+                    who: who(1),
+                    dest: "ghost".into(),
+                    outcome: Undelivered::NoSuchPeer
+                },
+                Event::Answered {
+                    who: who(1),
+                    count: 1
+                }
+            ]
+        );
+        // A reply of the wrong shape breaks the link, and its destinations are still answered.
+        assert!(link.route(who(3), "dave", "bob", "hi"));
+        link.flush();
+        commands(&mut link);
+        assert!(link.on_input(b"$2\r\nno\r\n", now).is_err());
+        let events = link.take_events();
+        assert!(events.contains(&Event::Route {
+            who: who(3),
+            dest: "bob".into(),
+            outcome: Undelivered::Unavailable
+        }));
+        assert_eq!(answered(&events), [(who(3), 1)]);
     }
 
     #[test]

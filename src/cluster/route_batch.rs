@@ -1,7 +1,9 @@
 //! The records routed to other nodes in one batch: their bytes back to back, ready to be the
 //! route script's argument, and per destination its sender and where its name lies (for the
 //! notice, if one comes back). A line's destinations on other nodes travel in one record, the
-//! way a local line's receivers share one buffer.
+//! way a local line's receivers share one buffer. Positions and lengths are `usize`: no name or
+//! record is cut short, whatever its length (the core routes only valid names here, but this
+//! file does not rely on it).
 
 use super::link::Who;
 use super::records;
@@ -9,25 +11,25 @@ use super::resp;
 use super::scripts;
 
 /// Destinations one record names at most (a line naming more takes several records).
-const MAX_DESTS_PER_RECORD: u32 = 64;
+const MAX_DESTS_PER_RECORD: usize = 64;
 
 #[derive(Debug, Default)]
 pub(crate) struct RouteBatch {
     records: Vec<u8>,
     /// Per record: where it ends in `records`, and how many destinations it names.
-    ends: Vec<(u32, u32)>,
+    ends: Vec<(usize, usize)>,
     /// Per destination, in the records' order.
     dests: Vec<RouteDest>,
     /// The last record, while more destinations of the same line may join it: its sender, and
     /// where its destinations end (at the `,` before the text).
-    open: Option<(Who, u32)>,
+    open: Option<(Who, usize)>,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct RouteDest {
     who: Who,
     /// Where the destination's name begins in `records`, and its length.
-    name: (u32, u8),
+    name: (usize, usize),
 }
 
 impl RouteBatch {
@@ -38,10 +40,10 @@ impl RouteBatch {
             && open_who == who
             && let Some(last) = self.ends.last_mut()
             && last.1 < MAX_DESTS_PER_RECORD
-            && self.records[dests_end as usize + 1..last.0 as usize - 1] == *text.as_bytes()
+            && self.records[dests_end + 1..last.0 - 1] == *text.as_bytes()
         {
-            let at = dests_end as usize;
-            let joined = 1 + dest.len() as u32;
+            let at = dests_end;
+            let joined = 1 + dest.len();
             self.records
                 .splice(at..at, std::iter::once(b':').chain(dest.bytes()));
             last.0 += joined;
@@ -49,20 +51,20 @@ impl RouteBatch {
             self.open = Some((who, dests_end + joined));
             self.dests.push(RouteDest {
                 who,
-                name: (dests_end + 1, dest.len() as u8),
+                name: (dests_end + 1, dest.len()),
             });
             return;
         }
         let start = self.records.len();
         records::write_message(&mut self.records, node, sender, dest, text);
         // `M,ORIGIN,SENDER,` comes before the destinations.
-        let dest_start = (start + 2 + node.len() + 1 + sender.len() + 1) as u32;
-        self.ends.push((self.records.len() as u32, 1));
+        let dest_start = start + 2 + node.len() + 1 + sender.len() + 1;
+        self.ends.push((self.records.len(), 1));
         self.dests.push(RouteDest {
             who,
-            name: (dest_start, dest.len() as u8),
+            name: (dest_start, dest.len()),
         });
-        self.open = Some((who, dest_start + dest.len() as u32));
+        self.open = Some((who, dest_start + dest.len()));
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -79,10 +81,15 @@ impl RouteBatch {
         self.dests.len()
     }
 
+    /// Each destination's sender, in order.
+    pub(crate) fn senders(&self) -> impl Iterator<Item = Who> {
+        self.dests.iter().map(|dest| dest.who)
+    }
+
     /// Each destination with its sender, in order.
     pub(crate) fn dests(&self) -> impl Iterator<Item = (Who, &str)> {
         self.dests.iter().map(|dest| {
-            let (start, len) = (dest.name.0 as usize, usize::from(dest.name.1));
+            let (start, len) = dest.name;
             let name = std::str::from_utf8(&self.records[start..start + len]).unwrap_or("");
             (dest.who, name)
         })
@@ -95,16 +102,16 @@ impl RouteBatch {
             return vec![RouteBatch { open: None, ..self }];
         }
         let mut chunks = Vec::new();
-        let (mut record, mut dest, mut base) = (0, 0, 0u32);
+        let (mut record, mut dest, mut base) = (0, 0, 0);
         while record < self.ends.len() {
             let (first_record, first_dest) = (record, dest);
             while record < self.ends.len() && dest - first_dest < max {
-                dest += self.ends[record].1 as usize;
+                dest += self.ends[record].1;
                 record += 1;
             }
             let end = self.ends[record - 1].0;
             chunks.push(RouteBatch {
-                records: self.records[base as usize..end as usize].to_vec(),
+                records: self.records[base..end].to_vec(),
                 ends: self.ends[first_record..record]
                     .iter()
                     .map(|&(end, count)| (end - base, count))
@@ -185,6 +192,33 @@ mod tests {
                 (who(2), "bob")
             ]
         );
+    }
+
+    #[test]
+    fn names_of_any_length_come_back_whole() {
+        let mut batch = RouteBatch::default();
+        let names: Vec<String> = [255, 256, 257, 259, 70_000]
+            .iter()
+            .map(|&len| format!("bob{}", "x".repeat(len - 3)))
+            .collect();
+        for name in &names {
+            batch.push("n1", who(1), "alice", name, "same text");
+        }
+        batch.push("n1", who(2), "erin", &names[2], "other");
+        let dests: Vec<(Who, &str)> = batch.dests().collect();
+        let expected: Vec<(Who, &str)> = names
+            .iter()
+            .map(|name| (who(1), name.as_str()))
+            .chain([(who(2), names[2].as_str())])
+            .collect();
+        assert_eq!(dests, expected);
+        let chunks = batch.into_chunks(2);
+        let again: Vec<String> = chunks
+            .iter()
+            .flat_map(|chunk| chunk.dests().map(|(_, name)| name.to_string()))
+            .collect();
+        assert_eq!(again.len(), 6);
+        assert_eq!(again[5], names[2]);
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! Several nodes, one chat: three in-memory servers in cluster mode share the in-memory Redis
 //! of `fake_redis.rs` on one simulated clock. A seeded scheduler logs clients in (the same
-//! names on different nodes), sends lines to local, remote, unknown and repeated names, lets
-//! clients leave, and injects Redis's faults: replies delayed and cut anywhere, a node's
-//! connection dropped, Redis unreachable for a while (sometimes longer than the TTL), Redis
-//! restarted without its data or flushed under the nodes' feet, a node killed (its names left
-//! to expire) and a node stopped gracefully. Every schedule is checked against the contract's
-//! cluster rules (section 6):
+//! names on different nodes), sends lines to local, remote, unknown and repeated names (now and
+//! then to destinations that cannot be names: too long, a control character), lets clients
+//! leave (some half-close right after a last line), and injects Redis's faults: replies delayed
+//! and cut anywhere, a node's connection dropped, Redis unreachable for a while (sometimes
+//! longer than the TTL), Redis restarted without its data or flushed under the nodes' feet, a
+//! node killed (its names left to expire) and a node stopped gracefully. Every schedule is
+//! checked against the contract's cluster rules (section 6):
 //!
 //! - no name is used by two logged-in clients at once, on any nodes (checked after every step);
 //! - a message reaches only a client logged in under its destination's name, at most once, and
@@ -13,8 +14,9 @@
 //! - every message is delivered or its sender told (`error: no such peer: D` or
 //!   `error: cluster unavailable: D`), once the faults stop and the cluster has healed; excused
 //!   are messages to a name whose client left or was closed meanwhile, messages of senders that
-//!   were closed, and those Redis published into a connection that then broke (the at-most-once
-//!   caveat of publish/subscribe).
+//!   were closed (not those of a sender that half-closed and that the server closed as asked:
+//!   it was owed its notices first), and those Redis published into a connection that then
+//!   broke (the at-most-once caveat of publish/subscribe).
 //!
 //! A failing seed is printed; replay it with
 //! `CLUSTER_SIM_SEED=<seed> cargo test --test simulation cluster`.
@@ -33,6 +35,15 @@ const TTL: Duration = Duration::from_secs(3);
 const NAMES: [&str; 6] = ["ann", "bob", "cy", "dee", "eve", "fay"];
 /// Destinations: the names, and one nobody ever holds.
 const DESTS: [&str; 7] = ["ann", "bob", "cy", "dee", "eve", "fay", "nobody"];
+/// Destinations that can be no name, sometimes named too: one of a forbidden character, one
+/// just over 32 bytes, and `bob` followed by `x`s to 255, 256, 257 and 259 bytes (a length cut
+/// to a byte would make the last three ``, `b` and `bob`).
+fn odd_dests() -> Vec<String> {
+    let mut dests = vec!["b\u{7}ob".to_string(), "y".repeat(33)];
+    dests.extend([252, 253, 254, 256].map(|xs| format!("bob{}", "x".repeat(xs))));
+    dests
+}
+
 /// Clients per schedule at most.
 const MAX_CLIENTS: usize = 40;
 
@@ -55,6 +66,9 @@ struct Client {
     closed_at: Option<u64>,
     /// It sent its name and was not answered yet.
     logging_in: bool,
+    /// It half-closed right after a line: the server owes it the answers to its lines
+    /// before it closes the connection (contract 6.3).
+    half_closed: bool,
     /// Messages sent so far (the next one's number).
     sent: u64,
     /// Per sender client, the number of the last message received from it.
@@ -185,6 +199,7 @@ impl Sim {
             partial: String::new(),
             closed_at: None,
             logging_in: true,
+            half_closed: false,
             sent: 0,
             last_from: HashMap::new(),
         });
@@ -192,7 +207,10 @@ impl Sim {
 
     fn logged_in(&self) -> Vec<usize> {
         (0..self.clients.len())
-            .filter(|&i| self.clients[i].name.is_some() && self.clients[i].closed_at.is_none())
+            .filter(|&i| {
+                let client = &self.clients[i];
+                client.name.is_some() && client.closed_at.is_none() && !client.half_closed
+            })
             .collect()
     }
 
@@ -203,7 +221,15 @@ impl Sim {
         }
         let i = candidates[self.rng.index(candidates.len())];
         let client = &mut self.clients[i];
-        client.closed_at = Some(self.step);
+        if self.rng.index(2) == 0 {
+            // A last line, and its end of input with it: its answers are still owed.
+            client.half_closed = true;
+            self.trace(format_args!("client {i} half-closes after a line"));
+            self.send_line_from(i);
+        } else {
+            client.closed_at = Some(self.step);
+        }
+        let client = &self.clients[i];
         self.nodes[client.node]
             .server
             .transport(client.id)
@@ -216,14 +242,23 @@ impl Sim {
             return;
         }
         let sender = candidates[self.rng.index(candidates.len())];
+        self.send_line_from(sender);
+    }
+
+    fn send_line_from(&mut self, sender: usize) {
         let mut line = String::new();
-        let mut dests: Vec<&str> = Vec::new();
+        let mut dests: Vec<String> = Vec::new();
         for _ in 0..1 + self.rng.index(3) {
-            let dest = DESTS[self.rng.index(DESTS.len())];
+            let dest = if self.chance(10) {
+                let odd = odd_dests();
+                odd[self.rng.index(odd.len())].clone()
+            } else {
+                DESTS[self.rng.index(DESTS.len())].to_string()
+            };
             if !line.is_empty() {
                 line.push_str(", ");
             }
-            line.push_str(dest);
+            line.push_str(&dest);
             if !dests.contains(&dest) {
                 dests.push(dest);
             }
@@ -342,21 +377,7 @@ impl Sim {
             }
             let server = &mut self.nodes[node].server;
             server.now = self.now;
-            if !replies.is_empty() && server.redis_input(&replies).is_err() {
-                panic!("node{node} found the fake's replies broken");
-            }
-            server.turn();
-            if server.redis_wants_connection() {
-                let made = self.redis_up;
-                if made {
-                    self.redis.connect(node);
-                }
-                server.redis_connect(made);
-            }
-            let out = server.take_redis_output();
-            if let Err(e) = self.redis.feed(node, &out) {
-                panic!("node{node} wrote something that is not RESP: {e}");
-            }
+            turn_node(&mut self.redis, node, server, &replies, self.redis_up, true);
             if self.nodes[node].stopping && self.nodes[node].server.chat.is_empty() {
                 // Finished: its connection to Redis closes.
                 self.nodes[node].dead = true;
@@ -372,6 +393,13 @@ impl Sim {
             let client = &self.clients[i];
             let node = &mut self.nodes[client.node];
             if !node.server.is_open(client.id) && client.closed_at.is_none() {
+                if client.half_closed && !node.dead {
+                    // Closed by the server once its answers were written, or for a reason.
+                    let reason = node.server.close_reason(client.id).cloned();
+                    self.trace(format_args!(
+                        "client {i} closed after its half-close: {reason:?}"
+                    ));
+                }
                 self.clients[i].closed_at = Some(self.step);
                 self.trace(format_args!("client {i} closed"));
             }
@@ -506,7 +534,9 @@ impl Sim {
             })
             .collect();
         for (&(sender, number), message) in &self.messages {
-            if message.delivered > 0 || self.clients[sender].closed_at.is_some() {
+            if message.delivered > 0
+                || (self.clients[sender].closed_at.is_some() && !self.owed(sender, &message.dest))
+            {
                 continue;
             }
             let text = format!("c{sender}n{}", number / 4);
@@ -537,6 +567,61 @@ impl Sim {
                 self.clients[sender].name
             );
         }
+    }
+}
+
+/// One turn of `server`, node `node`, against `redis`: `replies` (bytes Redis sent it) in,
+/// the turn, a connection made if it wants one (`redis_up`: Redis accepts it), and, when
+/// `writes`, what it wrote handed to Redis (left in the node's link otherwise: Redis's socket
+/// takes nothing).
+pub(super) fn turn_node(
+    redis: &mut FakeRedis,
+    node: usize,
+    server: &mut MemoryServer,
+    replies: &[u8],
+    redis_up: bool,
+    writes: bool,
+) {
+    if !replies.is_empty() && server.redis_input(replies).is_err() {
+        panic!("node{node} found the fake's replies broken");
+    }
+    server.turn();
+    if server.redis_wants_connection() {
+        if redis_up {
+            redis.connect(node);
+        }
+        server.redis_connect(redis_up);
+    }
+    if writes {
+        let out = server.take_redis_output();
+        if let Err(e) = redis.feed(node, &out) {
+            panic!("node{node} wrote something that is not RESP: {e}");
+        }
+    }
+}
+
+impl Sim {
+    /// Whether `client`, closed now, was owed every answer to its lines: it half-closed, and
+    /// the server closed the connection as the peer asked (once they were written), not for
+    /// another reason (a timeout, the cluster lost; a killed node closes nothing). The answers
+    /// are the lookups' (no holder, Redis unavailable): a bounce (`B,SENDER,DEST`: the holder's
+    /// node found the receiver gone) follows the sender's name, which it no longer has.
+    fn owed(&self, client: usize, dest: &str) -> bool {
+        let bounce = self.clients[client]
+            .name
+            .as_ref()
+            .map(|name| format!("B,{name},{dest}\n"));
+        let bounced = bounce.is_some_and(|bounce| {
+            self.redis.published.iter().any(|(node, payload)| {
+                *node == self.clients[client].node
+                    && String::from_utf8_lossy(payload).contains(&bounce)
+            })
+        });
+        let client = &self.clients[client];
+        let node = &self.nodes[client.node];
+        !bounced
+            && client.half_closed
+            && node.server.close_reason(client.id) == Some(&a_chat::CloseReason::PeerClosed)
     }
 }
 

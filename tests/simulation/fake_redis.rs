@@ -51,6 +51,8 @@ pub struct FakeRedis {
     conns: HashMap<usize, Conn>,
     /// Payloads published to a node and lost with its connection.
     pub lost: Vec<Vec<u8>>,
+    /// Every payload published, with the node it went to.
+    pub published: Vec<(usize, Vec<u8>)>,
 }
 
 impl FakeRedis {
@@ -61,6 +63,7 @@ impl FakeRedis {
             scripts: HashMap::new(),
             conns: HashMap::new(),
             lost: Vec::new(),
+            published: Vec::new(),
         }
     }
 
@@ -258,6 +261,7 @@ impl FakeRedis {
                 attributes: None,
             };
             self.send(node, &push, Some(payload.to_vec()));
+            self.published.push((node, payload.to_vec()));
         }
         subscribers.len() as i64
     }
