@@ -96,9 +96,11 @@ impl<T: Transport> Chat<T> {
         }
     }
 
-    /// Makes room for `charge` more bytes under `max_memory`: disconnects the peer with the
-    /// costliest queue as a slow consumer, then the next, until they fit or no queue is left.
-    /// Returns `false` if `key`, the connection about to be queued for, was among them.
+    /// Makes room for `charge` more bytes under `max_memory`: flushes the costliest queue
+    /// (queues are normally written once per turn, and a peer that reads, a sender's notices
+    /// say, is not slow), and if it takes nothing, disconnects its peer as a slow consumer;
+    /// then the next, until they fit or no queue is left. Returns `false` if `key`, the
+    /// connection about to be queued for, was disconnected.
     pub(super) fn make_room(&mut self, key: usize, charge: usize) -> bool {
         let max_memory = self.config.max_memory;
         let mut kept = true;
@@ -106,6 +108,16 @@ impl<T: Transport> Chat<T> {
             let Some(victim) = self.largest_queue() else {
                 break;
             };
+            let before = self.peers[victim].outbox.queued();
+            if let Err(reason) = self.write_queued(victim) {
+                self.close_now(victim, reason);
+                kept &= victim != key;
+                continue;
+            }
+            if self.peers[victim].outbox.queued() < before {
+                // It took some: look again (once it takes nothing, it goes).
+                continue;
+            }
             let peer = &self.peers[victim];
             let name = peer
                 .name
@@ -327,6 +339,27 @@ mod tests {
             assert!(s.largest_queue_cost() <= 1024);
             assert_eq!(s.recount_queue_memory(), stats.queue_memory);
         }
+    }
+
+    #[test]
+    fn a_costly_queue_that_is_read_is_flushed_not_evicted() {
+        // The sender names a hundred unknown peers: its notices (a 48-byte buffer and a slot
+        // each, 6.8 KB) pass the bound within the line, before the turn's flush. It reads, so
+        // making room writes its queue instead of disconnecting it; the peer that does not
+        // read goes.
+        let (mut s, ids) = chat_with(&["src", "slow"], 4096);
+        s.transport(ids[1]).write_window = 0;
+        s.send(ids[0], b"slow: 1\nslow: 2\n");
+        s.turn();
+        let unknown: Vec<String> = (0..100).map(|i| format!("u{i}")).collect();
+        s.send(ids[0], format!("{}: x\n", unknown.join(",")).as_bytes());
+        s.turn();
+        assert!(s.is_open(ids[0]));
+        assert_eq!(s.take_output(ids[0]).lines().count(), 100);
+        let stats = s.chat.stats();
+        assert_eq!(stats.memory_evictions, 0);
+        assert_eq!(stats.queue_memory, s.recount_queue_memory());
+        assert!(s.is_open(ids[1]));
     }
 
     #[test]

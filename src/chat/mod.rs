@@ -470,17 +470,24 @@ impl<T: Transport> Chat<T> {
             self.close_now(key, CloseReason::SlowConsumer);
             return false;
         }
-        let cost = peer.outbox.push_cost(bytes.len());
-        let charge = cost.entries + if counted { 0 } else { cost.buffer };
-        if self.stats.queue_memory + charge > self.config.max_memory && !self.make_room(key, charge)
-        {
-            return false;
+        let charge = |cost: outbox::PushCost| cost.entries + if counted { 0 } else { cost.buffer };
+        let mut cost = peer.outbox.push_cost(bytes.len());
+        while self.stats.queue_memory + charge(cost) > self.config.max_memory {
+            if !self.make_room(key, charge(cost)) {
+                return false;
+            }
+            // Making room may have flushed this very queue (the costliest), and changed what
+            // the push adds to it; once it does not change, room was made, or no queue is left.
+            let now = self.peers[key].outbox.push_cost(bytes.len());
+            if now == cost {
+                break;
+            }
+            cost = now;
         }
         self.stats.bytes_queued += bytes.len();
-        let peer = &mut self.peers[key];
-        let entries = peer.outbox.push(bytes);
+        let entries = self.peers[key].outbox.push(bytes);
         debug_assert_eq!(entries, cost.entries);
-        self.stats.queue_memory += charge - cost.entries + entries;
+        self.stats.queue_memory += charge(cost) - cost.entries + entries;
         self.reindex(key);
         self.mark_dirty(key);
         true
