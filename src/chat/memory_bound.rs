@@ -108,15 +108,15 @@ impl<T: Transport> Chat<T> {
             let Some(victim) = self.largest_queue() else {
                 break;
             };
-            let before = self.peers[victim].outbox.queued();
-            if let Err(reason) = self.write_queued(victim) {
-                self.close_now(victim, reason);
-                kept &= victim != key;
-                continue;
-            }
-            if self.peers[victim].outbox.queued() < before {
+            match self.write_queued(victim) {
+                Err(reason) => {
+                    self.close_now(victim, reason);
+                    kept &= victim != key;
+                    continue;
+                }
                 // It took some: look again (once it takes nothing, it goes).
-                continue;
+                Ok(written) if written > 0 => continue,
+                Ok(_) => {}
             }
             let peer = &self.peers[victim];
             let name = peer

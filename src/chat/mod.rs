@@ -537,23 +537,24 @@ impl<T: Transport> Chat<T> {
         self.on_flushed(key, now);
     }
 
-    /// Writes what is queued for `key` until it is empty or the transport says `WouldBlock`.
-    fn write_queued(&mut self, key: usize) -> Result<(), CloseReason> {
+    /// Writes what is queued for `key` until it is empty or the transport says `WouldBlock`;
+    /// returns how many bytes it wrote.
+    fn write_queued(&mut self, key: usize) -> Result<usize, CloseReason> {
         let peer = &mut self.peers[key];
-        let before = peer.outbox.queued();
+        let mut written = 0;
         let result = loop {
             if peer.outbox.is_empty() {
-                break Ok(());
+                break Ok(written);
             }
             match peer.outbox.write_to(&mut peer.io) {
                 Ok(0) => break Err(CloseReason::Io(io::ErrorKind::WriteZero)),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(written),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => break Err(CloseReason::Io(e.kind())),
             }
         };
-        self.stats.bytes_queued -= before - peer.outbox.queued();
+        self.stats.bytes_queued -= written;
         self.take_released(key);
         self.reindex(key);
         result

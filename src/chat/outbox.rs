@@ -34,12 +34,8 @@ pub struct Outbox {
     /// How much of the front chunk is already written.
     /// Invariant: less than the front chunk's length, and 0 when there is no chunk.
     front_written: usize,
-    /// Invariant: the unwritten bytes of all chunks.
-    queued: usize,
     /// Invariant: the sum of [`buffer_cost`] over the chunks.
     buffers_cost: usize,
-    /// Invariant: [`entries_cost`] of the deque's capacity while a chunk is queued, else 0.
-    entries_cost: usize,
     /// Cost of what this outbox stopped holding (chunks it dropped as their last holder, its
     /// entries when it emptied), not yet taken.
     released: usize,
@@ -60,26 +56,35 @@ impl Outbox {
         Outbox {
             chunks: VecDeque::new(),
             front_written: 0,
-            queued: 0,
             buffers_cost: 0,
-            entries_cost: 0,
             released: 0,
         }
     }
 
-    /// The unwritten bytes.
+    /// The unwritten bytes. Walks the queue (for logs and tests: the core keeps its own sum,
+    /// and an outbox no more than it needs, as there is one per connection).
     pub fn queued(&self) -> usize {
-        self.queued
+        self.chunks.iter().map(|chunk| chunk.len()).sum::<usize>() - self.front_written
     }
 
     /// What this outbox holds, as allocated: what `max_queue` bounds.
     pub fn cost(&self) -> usize {
-        self.buffers_cost + self.entries_cost
+        self.buffers_cost + self.entries_cost()
     }
 
     /// Whether nothing waits.
     pub fn is_empty(&self) -> bool {
-        self.queued == 0
+        self.chunks.is_empty()
+    }
+
+    /// What the deque's slots cost while a chunk is queued; 0 when none is (an emptied
+    /// outbox's kept deque is part of the connection's base).
+    fn entries_cost(&self) -> usize {
+        if self.chunks.is_empty() {
+            0
+        } else {
+            entries_cost(self.chunks.capacity())
+        }
     }
 
     /// What [`Outbox::push`] of a chunk of `len` bytes will add to [`Outbox::cost`]. Constant
@@ -87,7 +92,7 @@ impl Outbox {
     pub fn push_cost(&self, len: usize) -> PushCost {
         PushCost {
             buffer: buffer_cost(len),
-            entries: entries_cost(self.capacity_after_push()) - self.entries_cost,
+            entries: entries_cost(self.capacity_after_push()) - self.entries_cost(),
         }
     }
 
@@ -97,17 +102,14 @@ impl Outbox {
         if chunk.is_empty() {
             return 0;
         }
+        let before = self.entries_cost();
         let capacity = self.capacity_after_push();
         if capacity > self.chunks.capacity() {
             self.chunks.reserve_exact(capacity - self.chunks.len());
         }
-        self.queued += chunk.len();
         self.buffers_cost += buffer_cost(chunk.len());
         self.chunks.push_back(chunk);
-        let entries = entries_cost(self.chunks.capacity());
-        let growth = entries - self.entries_cost;
-        self.entries_cost = entries;
-        growth
+        self.entries_cost() - before
     }
 
     /// The deque's capacity once one more chunk is pushed.
@@ -141,9 +143,9 @@ impl Outbox {
 
     /// Drops everything queued; returns how many bytes were dropped.
     pub fn clear(&mut self) -> usize {
-        let dropped = self.queued;
+        let dropped = self.queued();
         let released = self.released
-            + self.entries_cost
+            + self.entries_cost()
             + self.chunks.iter().map(released_if_last).sum::<usize>();
         *self = Outbox::new();
         self.released = released;
@@ -155,13 +157,9 @@ impl Outbox {
         self.chunks.iter()
     }
 
-    /// The cost of this outbox's entries, computed again from its deque (a check for tests).
+    /// The cost of this outbox's entries, from its deque (for the checks of tests).
     pub(crate) fn recount_entries_cost(&self) -> usize {
-        if self.chunks.is_empty() {
-            0
-        } else {
-            entries_cost(self.chunks.capacity())
-        }
+        self.entries_cost()
     }
 
     /// Takes the cost of what this outbox freed since the last call: the chunks it dropped
@@ -171,8 +169,7 @@ impl Outbox {
     }
 
     fn consume(&mut self, mut written: usize) {
-        debug_assert!(written <= self.queued);
-        self.queued -= written;
+        let entries = self.entries_cost();
         while written > 0 {
             let front_left = self.chunks[0].len() - self.front_written;
             if written < front_left {
@@ -187,7 +184,7 @@ impl Outbox {
             }
         }
         if self.chunks.is_empty() {
-            self.released += std::mem::take(&mut self.entries_cost);
+            self.released += entries;
         }
         if self.chunks.is_empty() && self.chunks.capacity() > KEPT_CAPACITY {
             // Give a large deque's memory back: most peers are idle most of the time. A small
