@@ -33,13 +33,14 @@ const SEGMENT: u32 = 536;
 /// empty messages, which would take a flood minutes to get past), at 536 bytes some 50 KiB.
 /// Both are set before the connect, where they go into the handshake.
 pub fn connect_small(addr: SocketAddr) -> io::Result<TcpStream> {
-    use rustix::net::{AddressFamily, SocketType, connect, socket, sockopt};
+    use rustix::net::{AddressFamily, SocketFlags, SocketType, connect, socket_with, sockopt};
     let family = if addr.is_ipv4() {
         AddressFamily::INET
     } else {
         AddressFamily::INET6
     };
-    let fd = socket(family, SocketType::STREAM, None)?;
+    // Close-on-exec, as std's sockets are: a server spawned meanwhile must not inherit it.
+    let fd = socket_with(family, SocketType::STREAM, SocketFlags::CLOEXEC, None)?;
     sockopt::set_socket_recv_buffer_size(&fd, RECEIVE_BUFFER)?;
     set_max_segment(&fd, SEGMENT)?;
     connect(&fd, &addr)?;
