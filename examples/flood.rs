@@ -72,7 +72,7 @@ fn set_max_segment(fd: &impl std::os::fd::AsRawFd, bytes: u32) -> io::Result<()>
             IPPROTO_TCP,
             TCP_MAXSEG,
             (&raw const value).cast(),
-            size_of::<c_int>() as u32,
+            u32::try_from(size_of::<c_int>()).expect("4 bytes"),
         )
     };
     if status == 0 {

@@ -443,8 +443,9 @@ impl<T: Transport> Chat<T> {
     /// A queue whose cost would exceed `max_queue` (its buffers in full, shared or not, and
     /// its entries; see `Outbox::cost`) is flushed, and if that is not enough, its peer is
     /// disconnected as a slow consumer. Then, while the queues together would pass
-    /// `max_memory`, the peer with the costliest queue is disconnected, then the next. Returns
-    /// whether `bytes` was queued. Constant time unless someone is disconnected.
+    /// `max_memory`, the costliest queue is flushed, and its peer disconnected if it takes
+    /// nothing, then the next (`make_room`). Returns whether `bytes` was queued. Constant time
+    /// unless the memory bound is reached.
     fn queue(&mut self, key: usize, bytes: Rc<[u8]>, counted: bool) -> bool {
         debug_assert!(!bytes.is_empty());
         let max_queue = self.config.max_queue;
