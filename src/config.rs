@@ -18,17 +18,20 @@ use std::time::Duration;
 pub struct Config {
     /// The longest accepted line in bytes, without its terminator (`--max-line`).
     pub max_line: usize,
-    /// The most bytes that may wait in one peer's outbound queue before the peer is
-    /// disconnected as a slow consumer (`--max-queue`).
+    /// The most bytes one peer's outbound queue may hold before the peer is disconnected as a
+    /// slow consumer (`--max-queue`), counted as allocated: each message in full (shared with
+    /// other queues or not) and the queue's 16-byte slots.
     pub max_queue: usize,
     /// The most concurrent connections that are logging in or logged in (`--max-conns`).
     /// One more is answered `error: server full` and closed. 1024 by default; the binary
     /// computes its default from the open-file limit ([`Config::max_conns_for_nofile`]). A
     /// [`crate::Server`]'s token share must hold this many connections plus its listeners.
     pub max_conns: usize,
-    /// The most bytes that all outbound queues together may hold, a buffer shared by several
-    /// queues counted once (`--max-memory`). A message that would pass it first disconnects
-    /// the peer with the largest queue as a slow consumer, then the next, until it fits.
+    /// The most bytes that all outbound queues together may hold, counted as allocated, a
+    /// buffer shared by several queues counted once (`--max-memory`; see
+    /// [`crate::Stats::queue_memory`]). A message that would pass it first writes the queue
+    /// that holds the most, and disconnects its peer as a slow consumer if it takes nothing,
+    /// then the next, until it fits.
     /// `Config::default()` takes a quarter of the machine's physical memory.
     pub max_memory: usize,
     /// How long a new connection has to send a valid name (`--login-timeout`).

@@ -281,10 +281,17 @@ impl MemoryServer {
         self.turn();
     }
 
-    /// The queues' memory counted again from scratch, each buffer once: what
-    /// `chat.stats().queue_memory` must equal.
+    /// The queues' memory counted again from scratch as the allocator gives it (each buffer
+    /// once, every queue's entries): what `chat.stats().queue_memory` must equal. Panics if a
+    /// queue's own cost is not what its buffers and entries add up to.
     pub fn recount_queue_memory(&self) -> usize {
         self.chat.recount_queue_memory()
+    }
+
+    /// The cost of the costliest queue of an open connection (its buffers in full, shared or
+    /// not, and its entries), counted again from scratch: what `max_queue` bounds.
+    pub fn largest_queue_cost(&self) -> usize {
+        self.chat.recount_largest_queue_cost()
     }
 
     /// Starts the graceful shutdown now.

@@ -23,13 +23,16 @@ pub struct Stats {
     /// Bytes waiting in all outbound queues now, each queue counted on its own (a message to
     /// eight peers counts eight times).
     pub bytes_queued: usize,
-    /// Bytes held by all outbound queues together now, a buffer shared by several queues
-    /// counted once: what `max_memory` bounds.
+    /// Bytes held by all outbound queues together now, as the allocator gives them: each
+    /// buffer once however many queues share it (its `Rc` counts and bytes, rounded up as
+    /// glibc's `malloc` rounds), and every non-empty queue's deque of 16-byte slots by its
+    /// capacity. What `max_memory` bounds.
     pub queue_memory: usize,
     /// The bound on `queue_memory` (`Config::max_memory`).
     pub max_memory: usize,
-    /// Peers disconnected as slow consumers: their queue would have exceeded `max_queue`, or
-    /// theirs was the largest when the queues together would have passed `max_memory`.
+    /// Peers disconnected as slow consumers: their queue would have exceeded `max_queue` (its
+    /// buffers in full, shared or not, and its slots, as allocated), or theirs held the most
+    /// and took nothing when the queues together would have passed `max_memory`.
     pub slow_consumers_evicted: u64,
     /// Of `slow_consumers_evicted`, those disconnected to keep all queues under `max_memory`.
     pub memory_evictions: u64,

@@ -1,7 +1,12 @@
 //! The contract's limits against the real server: line length, queue size, connection count,
-//! login timeout and running out of file descriptors.
+//! login timeout, running out of file descriptors, and the memory bound against the server's
+//! resident memory.
 
 mod util;
+
+#[path = "../examples/flood.rs"]
+#[allow(dead_code)]
+mod flood;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -290,4 +295,86 @@ fn max_memory_bounds_all_queues_together_and_evicts_the_largest_first() {
     );
     assert!(!server.stderr().contains("panicked"));
     drop((heavy, sender, watcher));
+}
+
+/// What the server's peak resident memory may exceed `--max-memory` and its resident memory
+/// before a flood by (README, "Memory bound"): 4 MiB and an eighth of the bound.
+fn slack(bound: u64) -> u64 {
+    (4 << 20) + bound / 8
+}
+
+#[test]
+fn max_memory_bounds_resident_memory_under_a_fan_out_of_empty_messages() {
+    // 300 receivers that never read, each line naming them all with an empty text: each
+    // line is a 48-byte buffer and 300 slots of 16 bytes, where the old count saw 13 bytes.
+    const BOUND: u64 = 8 << 20;
+    const RECEIVERS: usize = 300;
+    let server = ServerProcess::start(&[
+        "--max-memory",
+        "8M",
+        "--max-queue",
+        "1G",
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    let receivers = flood::receivers(server.addr(), RECEIVERS).expect("receivers logged in");
+    let base = server.memory().rss_bytes;
+    let outcome = flood::fan_out(server.addr(), RECEIVERS, 20_000).expect("the flood");
+    let peak = server.memory().hwm_bytes;
+    let metrics = server.scrape();
+    let evicted = metrics.value(
+        "a_chat_slow_consumers_evicted_total",
+        &[("limit", "max_memory")],
+    );
+    let grown = peak.saturating_sub(base);
+    eprintln!("{outcome:?}; {evicted} evicted; peak RSS {grown} B over the base");
+    assert!(evicted > 0.0, "no eviction for memory");
+    assert!(metrics.value("a_chat_queue_memory_bytes", &[]) <= BOUND as f64);
+    assert!(
+        grown <= BOUND + slack(BOUND),
+        "peak RSS {grown} bytes over the base of {base}"
+    );
+    assert!(!server.stderr().contains("panicked"));
+    drop(receivers);
+}
+
+#[test]
+fn max_memory_bounds_resident_memory_under_a_flood_of_notices_before_login() {
+    // 200 connections that never read, each sending 20,000 lines that are not UTF-8 before its
+    // name: each line earns a notice of 21 bytes, a 48-byte buffer and a 16-byte slot.
+    const BOUND: u64 = 8 << 20;
+    const CONNS: usize = 200;
+    let server = ServerProcess::start(&[
+        "--max-memory",
+        "8M",
+        "--max-queue",
+        "1G",
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    let base = server.memory().rss_bytes;
+    let conns = flood::notices(server.addr(), CONNS, 20_000).expect("the flood");
+    // Each connection ends logged in, or disconnected for memory.
+    let metrics = eventually("every connection logged in or evicted", || {
+        let metrics = server.scrape();
+        let evicted = metrics.value(
+            "a_chat_slow_consumers_evicted_total",
+            &[("limit", "max_memory")],
+        );
+        let logged_in = metrics.value("a_chat_peers_logged_in", &[]);
+        (evicted + logged_in == CONNS as f64).then_some(metrics)
+    });
+    let grown = server.memory().hwm_bytes.saturating_sub(base);
+    let evicted = metrics.value(
+        "a_chat_slow_consumers_evicted_total",
+        &[("limit", "max_memory")],
+    );
+    eprintln!("{evicted} evicted; peak RSS {grown} B over the base");
+    assert!(evicted > 0.0, "no eviction for memory");
+    assert!(metrics.value("a_chat_queue_memory_bytes", &[]) <= BOUND as f64);
+    assert!(
+        grown <= BOUND + slack(BOUND),
+        "peak RSS {grown} bytes over the base of {base}"
+    );
+    drop(conns);
 }

@@ -309,21 +309,13 @@ impl<T: Transport> Chat<T> {
                 Some(bytes) => bytes.clone(),
                 None => shared.insert(self.format_message(sender, text)).clone(),
             };
-            let charge = if charged { 0 } else { bytes.len() };
-            if self.queue(key, bytes, charge) {
+            if self.queue(key, bytes, charged) {
                 charged = true;
                 self.stats.messages_routed += 1;
                 self.stats.cluster.messages_received += 1;
             }
         }
-        // As in `route`: receivers evicted meanwhile may have left this the buffer's last
-        // holder.
-        if let Some(bytes) = shared
-            && charged
-            && Rc::strong_count(&bytes) == 1
-        {
-            self.stats.queue_memory -= bytes.len();
-        }
+        self.release_unqueued(shared, charged);
     }
 
     /// The connection here that sent a record routed back to this node as `sender`: the peer

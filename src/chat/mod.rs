@@ -11,9 +11,11 @@
 //! | `cluster.rs` | cluster mode: the link to Redis fed, its events applied |
 //! | `lookups.rs` | cluster mode: each peer's budget of lookups in flight, its lines held meanwhile |
 //! | `memory_bound.rs` | the bound on all queues together, and which queue goes first |
+//! | `alloc_cost.rs` | what a queued buffer and a queue's entries really cost the allocator |
 //! | `peer.rs` | a connection's `Phase` and `CloseReason` |
 //! | `outbox.rs`, `timers.rs`, `transport.rs` | the outbound queue, deadlines, the IO trait |
 
+mod alloc_cost;
 mod closing;
 mod cluster;
 mod login;
@@ -448,21 +450,27 @@ impl<T: Transport> Chat<T> {
     /// Queues a notice made of `text` for `key` (a buffer of its own, charged to the memory
     /// bound).
     fn queue_text(&mut self, key: usize, text: &str) -> bool {
-        let bytes: Rc<[u8]> = Rc::from(text.as_bytes());
-        let charge = bytes.len();
-        self.queue(key, bytes, charge)
+        self.queue(key, Rc::from(text.as_bytes()), false)
     }
 
-    /// Queues `bytes` for `key`; `charge` is what it adds to the memory of all queues together:
-    /// its length for a buffer that no queue holds yet, 0 for one already queued elsewhere.
+    /// Queues `bytes` (never empty) for `key`; `counted` says whether the buffer is already
+    /// counted in the memory of all queues together (queued for another receiver of the same
+    /// line), so that only the entry it takes is added.
     ///
-    /// A queue that would exceed `max_queue` is flushed, and if that is not enough, its peer
-    /// is disconnected as a slow consumer. Then, while the queues together would pass
-    /// `max_memory`, the peer with the largest queue is disconnected, then the next. Returns
-    /// whether `bytes` was queued.
-    fn queue(&mut self, key: usize, bytes: Rc<[u8]>, charge: usize) -> bool {
+    /// A queue whose cost would exceed `max_queue` (its buffers in full, shared or not, and
+    /// its entries; see `Outbox::cost`) is flushed, and if that is not enough, its peer is
+    /// disconnected as a slow consumer. Then, while the queues together would pass
+    /// `max_memory`, the costliest queue is flushed, and its peer disconnected if it takes
+    /// nothing, then the next (`make_room`). Returns whether `bytes` was queued. Constant time
+    /// unless the memory bound is reached.
+    fn queue(&mut self, key: usize, bytes: Rc<[u8]>, counted: bool) -> bool {
+        debug_assert!(!bytes.is_empty());
         let max_queue = self.config.max_queue;
-        if self.peers[key].outbox.queued() + bytes.len() > max_queue {
+        let fits = |outbox: &outbox::Outbox| {
+            let cost = outbox.push_cost(bytes.len());
+            outbox.cost() + cost.buffer + cost.entries <= max_queue
+        };
+        if !fits(&self.peers[key].outbox) {
             // Queues are normally flushed once per turn; under pressure, flush this one now,
             // so that only a peer that really does not read is called slow.
             if let Err(reason) = self.write_queued(key) {
@@ -471,7 +479,7 @@ impl<T: Transport> Chat<T> {
             }
         }
         let peer = &mut self.peers[key];
-        if peer.outbox.queued() + bytes.len() > max_queue {
+        if !fits(&peer.outbox) {
             match &peer.name {
                 Some(name) => warn!("#{key} {name} is a slow consumer: disconnecting"),
                 None => warn!("#{key} is a slow consumer: disconnecting"),
@@ -480,13 +488,24 @@ impl<T: Transport> Chat<T> {
             self.close_now(key, CloseReason::SlowConsumer);
             return false;
         }
-        if self.stats.queue_memory + charge > self.config.max_memory && !self.make_room(key, charge)
-        {
-            return false;
+        let charge = |cost: outbox::PushCost| cost.entries + if counted { 0 } else { cost.buffer };
+        let mut cost = peer.outbox.push_cost(bytes.len());
+        while self.stats.queue_memory + charge(cost) > self.config.max_memory {
+            if !self.make_room(key, charge(cost)) {
+                return false;
+            }
+            // Making room may have flushed this very queue (the costliest), and changed what
+            // the push adds to it; once it does not change, room was made, or no queue is left.
+            let now = self.peers[key].outbox.push_cost(bytes.len());
+            if now == cost {
+                break;
+            }
+            cost = now;
         }
         self.stats.bytes_queued += bytes.len();
-        self.stats.queue_memory += charge;
-        self.peers[key].outbox.push(bytes);
+        let entries = self.peers[key].outbox.push(bytes);
+        debug_assert_eq!(entries, cost.entries);
+        self.stats.queue_memory += charge(cost) - cost.entries + entries;
         self.reindex(key);
         self.mark_dirty(key);
         true
@@ -536,23 +555,24 @@ impl<T: Transport> Chat<T> {
         self.on_flushed(key, now);
     }
 
-    /// Writes what is queued for `key` until it is empty or the transport says `WouldBlock`.
-    fn write_queued(&mut self, key: usize) -> Result<(), CloseReason> {
+    /// Writes what is queued for `key` until it is empty or the transport says `WouldBlock`;
+    /// returns how many bytes it wrote.
+    fn write_queued(&mut self, key: usize) -> Result<usize, CloseReason> {
         let peer = &mut self.peers[key];
-        let before = peer.outbox.queued();
+        let mut written = 0;
         let result = loop {
             if peer.outbox.is_empty() {
-                break Ok(());
+                break Ok(written);
             }
             match peer.outbox.write_to(&mut peer.io) {
                 Ok(0) => break Err(CloseReason::Io(io::ErrorKind::WriteZero)),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(written),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => break Err(CloseReason::Io(e.kind())),
             }
         };
-        self.stats.bytes_queued -= before - peer.outbox.queued();
+        self.stats.bytes_queued -= written;
         self.take_released(key);
         self.reindex(key);
         result

@@ -4,6 +4,8 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::rc::Rc;
 
+use super::alloc_cost::{buffer_cost, entries_cost, grown_capacity};
+
 /// How many queued chunks one `write_vectored` call hands to the kernel at most.
 const MAX_SLICES: usize = 64;
 
@@ -16,8 +18,14 @@ const KEPT_CAPACITY: usize = 4;
 /// An empty outbox owns at most a few dozen bytes of heap memory.
 ///
 /// Every chunk is held by outboxes only (and briefly by the router that made it), so an outbox
-/// that drops a chunk whose reference count is one frees its bytes: it adds them to
-/// `released`, which the core takes to keep the global count of queued memory.
+/// that drops a chunk whose reference count is one frees it: it adds its cost to `released`,
+/// which the core takes to keep the global count of queued memory. So does an outbox that
+/// empties, for its entries.
+///
+/// Its [`Outbox::cost`] is what it holds as the allocator gives it: each chunk's allocation
+/// (in full, even if other outboxes share it) and its deque's slots while something is queued.
+/// An emptied outbox keeps a deque of `KEPT_CAPACITY` slots (80 bytes) uncounted: part of a
+/// connection's base, like its other fixed-size state.
 #[derive(Debug, Default)]
 pub struct Outbox {
     /// Invariant: no chunk is empty; when it holds nothing, its capacity is at most
@@ -26,10 +34,20 @@ pub struct Outbox {
     /// How much of the front chunk is already written.
     /// Invariant: less than the front chunk's length, and 0 when there is no chunk.
     front_written: usize,
-    /// Invariant: the unwritten bytes of all chunks.
-    queued: usize,
-    /// Bytes of chunks this outbox dropped as their last holder, not yet taken.
+    /// Invariant: the sum of [`buffer_cost`] over the chunks.
+    buffers_cost: usize,
+    /// Cost of what this outbox stopped holding (chunks it dropped as their last holder, its
+    /// entries when it emptied), not yet taken.
     released: usize,
+}
+
+/// What queueing one more chunk adds to an outbox's cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PushCost {
+    /// The chunk's allocation ([`buffer_cost`]).
+    pub buffer: usize,
+    /// The entries' growth: the deque's allocation if the outbox is empty, its growth if full.
+    pub entries: usize,
 }
 
 impl Outbox {
@@ -38,28 +56,70 @@ impl Outbox {
         Outbox {
             chunks: VecDeque::new(),
             front_written: 0,
-            queued: 0,
+            buffers_cost: 0,
             released: 0,
         }
     }
 
-    /// The unwritten bytes.
+    /// The unwritten bytes. Walks the queue (for logs and tests: the core keeps its own sum,
+    /// and an outbox no more than it needs, as there is one per connection).
     pub fn queued(&self) -> usize {
-        self.queued
+        self.chunks.iter().map(|chunk| chunk.len()).sum::<usize>() - self.front_written
+    }
+
+    /// What this outbox holds, as allocated: what `max_queue` bounds.
+    pub fn cost(&self) -> usize {
+        self.buffers_cost + self.entries_cost()
     }
 
     /// Whether nothing waits.
     pub fn is_empty(&self) -> bool {
-        self.queued == 0
+        self.chunks.is_empty()
     }
 
-    /// Queues `chunk` behind what is already queued.
-    pub fn push(&mut self, chunk: Rc<[u8]>) {
-        if chunk.is_empty() {
-            return;
+    /// What the deque's slots cost while a chunk is queued; 0 when none is (an emptied
+    /// outbox's kept deque is part of the connection's base).
+    fn entries_cost(&self) -> usize {
+        if self.chunks.is_empty() {
+            0
+        } else {
+            entries_cost(self.chunks.capacity())
         }
-        self.queued += chunk.len();
+    }
+
+    /// What [`Outbox::push`] of a chunk of `len` bytes will add to [`Outbox::cost`]. Constant
+    /// time.
+    pub fn push_cost(&self, len: usize) -> PushCost {
+        PushCost {
+            buffer: buffer_cost(len),
+            entries: entries_cost(self.capacity_after_push()) - self.entries_cost(),
+        }
+    }
+
+    /// Queues `chunk` behind what is already queued; returns the entries' growth, as
+    /// [`Outbox::push_cost`] said.
+    pub fn push(&mut self, chunk: Rc<[u8]>) -> usize {
+        if chunk.is_empty() {
+            return 0;
+        }
+        let before = self.entries_cost();
+        let capacity = self.capacity_after_push();
+        if capacity > self.chunks.capacity() {
+            self.chunks.reserve_exact(capacity - self.chunks.len());
+        }
+        self.buffers_cost += buffer_cost(chunk.len());
         self.chunks.push_back(chunk);
+        self.entries_cost() - before
+    }
+
+    /// The deque's capacity once one more chunk is pushed.
+    fn capacity_after_push(&self) -> usize {
+        let capacity = self.chunks.capacity();
+        if self.chunks.len() < capacity {
+            capacity
+        } else {
+            grown_capacity(capacity)
+        }
     }
 
     /// Writes as much as one `write_vectored` call takes; returns the bytes written.
@@ -83,8 +143,10 @@ impl Outbox {
 
     /// Drops everything queued; returns how many bytes were dropped.
     pub fn clear(&mut self) -> usize {
-        let dropped = self.queued;
-        let released = self.released + self.chunks.iter().map(released_if_last).sum::<usize>();
+        let dropped = self.queued();
+        let released = self.released
+            + self.entries_cost()
+            + self.chunks.iter().map(released_if_last).sum::<usize>();
         *self = Outbox::new();
         self.released = released;
         dropped
@@ -95,15 +157,19 @@ impl Outbox {
         self.chunks.iter()
     }
 
-    /// Takes the bytes of the chunks this outbox freed since the last call (those it dropped
-    /// while no other outbox held them).
+    /// The cost of this outbox's entries, from its deque (for the checks of tests).
+    pub(crate) fn recount_entries_cost(&self) -> usize {
+        self.entries_cost()
+    }
+
+    /// Takes the cost of what this outbox freed since the last call: the chunks it dropped
+    /// while no other outbox held them, and its entries if it emptied.
     pub fn take_released(&mut self) -> usize {
         std::mem::take(&mut self.released)
     }
 
     fn consume(&mut self, mut written: usize) {
-        debug_assert!(written <= self.queued);
-        self.queued -= written;
+        let entries = self.entries_cost();
         while written > 0 {
             let front_left = self.chunks[0].len() - self.front_written;
             if written < front_left {
@@ -113,8 +179,12 @@ impl Outbox {
             written -= front_left;
             self.front_written = 0;
             if let Some(chunk) = self.chunks.pop_front() {
+                self.buffers_cost -= buffer_cost(chunk.len());
                 self.released += released_if_last(&chunk);
             }
+        }
+        if self.chunks.is_empty() {
+            self.released += entries;
         }
         if self.chunks.is_empty() && self.chunks.capacity() > KEPT_CAPACITY {
             // Give a large deque's memory back: most peers are idle most of the time. A small
@@ -124,10 +194,10 @@ impl Outbox {
     }
 }
 
-/// The chunk's length if the reference about to be dropped is its last one.
+/// The chunk's cost if the reference about to be dropped is its last one.
 fn released_if_last(chunk: &Rc<[u8]>) -> usize {
     if Rc::strong_count(chunk) == 1 {
-        chunk.len()
+        buffer_cost(chunk.len())
     } else {
         0
     }
@@ -242,12 +312,21 @@ mod tests {
     fn shared_chunk_is_not_copied_and_is_released_by_its_last_holder() {
         let shared = chunk(b"from a: hi\n");
         let (mut one, mut two) = (Outbox::new(), Outbox::new());
-        one.push(shared.clone());
-        two.push(shared.clone());
+        // Each holder costs the buffer in full, and its four-slot deque.
+        let cost = buffer_cost(11) + entries_cost(4);
+        assert_eq!(one.push_cost(11).buffer + one.push_cost(11).entries, cost);
+        assert_eq!(one.push(shared.clone()), entries_cost(4));
+        assert_eq!(two.push(shared.clone()), entries_cost(4));
+        assert_eq!((one.cost(), two.cost()), (cost, cost));
         assert_eq!(Rc::strong_count(&shared), 3);
         drop(shared);
         assert_eq!(one.clear(), 11);
-        assert_eq!(one.take_released(), 0, "two still holds it");
+        assert_eq!(
+            one.take_released(),
+            entries_cost(4),
+            "two still holds the buffer"
+        );
+        assert_eq!(one.cost(), 0);
         assert_eq!(two.queued(), 11);
         let mut w = Trickle {
             out: vec![],
@@ -256,10 +335,45 @@ mod tests {
         };
         two.write_to(&mut w).unwrap();
         assert_eq!(two.take_released(), 0, "partly written: still held");
+        assert_eq!(two.cost(), cost);
         while !two.is_empty() {
             two.write_to(&mut w).unwrap();
         }
-        assert_eq!(two.take_released(), 11);
-        assert_eq!(two.take_released(), 0);
+        assert_eq!(two.take_released(), cost);
+        assert_eq!((two.take_released(), two.cost()), (0, 0));
+    }
+
+    #[test]
+    fn the_deque_s_growth_is_counted_before_it_happens() {
+        let mut outbox = Outbox::new();
+        let mut expected_capacity = [4, 4, 4, 4, 8, 8, 8, 8, 16].into_iter();
+        for i in 1..=9 {
+            let before = outbox.cost();
+            let cost = outbox.push_cost(3);
+            assert_eq!(outbox.push(chunk(b"abc")), cost.entries);
+            assert_eq!(outbox.cost(), before + cost.buffer + cost.entries);
+            let capacity = expected_capacity.next().unwrap();
+            assert_eq!(outbox.chunks.capacity(), capacity);
+            assert_eq!(outbox.cost(), i * buffer_cost(3) + entries_cost(capacity));
+            assert_eq!(outbox.recount_entries_cost(), entries_cost(capacity));
+        }
+        // Emptied: the deque (16 slots) is dropped, its cost and the buffers' released.
+        let mut w = Trickle {
+            out: vec![],
+            limit: usize::MAX,
+            calls: 0,
+        };
+        outbox.write_to(&mut w).unwrap();
+        assert_eq!(
+            outbox.take_released(),
+            9 * buffer_cost(3) + entries_cost(16)
+        );
+        assert_eq!(outbox.cost(), 0);
+        // A kept deque is not counted while empty, and counted again once used.
+        outbox.push(chunk(b"abc"));
+        outbox.write_to(&mut w).unwrap();
+        outbox.take_released();
+        assert_eq!((outbox.chunks.capacity(), outbox.cost()), (4, 0));
+        assert_eq!(outbox.push_cost(3).entries, entries_cost(4));
     }
 }

@@ -62,8 +62,7 @@ impl<T: Transport> Chat<T> {
                     .insert(self.format_message(&name, message.text))
                     .clone(),
             };
-            let charge = if charged { 0 } else { bytes.len() };
-            if self.queue(key, bytes, charge) {
+            if self.queue(key, bytes, charged) {
                 charged = true;
                 self.stats.messages_routed += 1;
                 debug!(
@@ -74,14 +73,7 @@ impl<T: Transport> Chat<T> {
         }
         self.routing = false;
         self.gone_mid_line.clear();
-        // Receivers evicted after it was queued for them may have left the router the last
-        // holder of the buffer: then it is freed here.
-        if let Some(bytes) = shared
-            && charged
-            && Rc::strong_count(&bytes) == 1
-        {
-            self.stats.queue_memory -= bytes.len();
-        }
+        self.release_unqueued(shared, charged);
     }
 
     /// `from NAME: TEXT\n`, assembled in a reused buffer and copied once into its shared
@@ -187,8 +179,10 @@ mod routing_tests {
 
     #[test]
     fn slow_consumer_is_evicted_and_the_others_still_get_the_message() {
+        // A message of 49 bytes costs 160 in a queue (an 80-byte chunk and four slots); two
+        // cost 240, three 320.
         let config = Config {
-            max_queue: 100,
+            max_queue: 300,
             ..Config::default()
         };
         let (mut s, ids) = chat_with(&["a", "slow", "c"], config);
@@ -207,8 +201,10 @@ mod routing_tests {
 
     #[test]
     fn sender_drowned_in_its_own_notices_is_evicted_mid_line() {
+        // Each notice costs a 48-byte chunk, the first also four slots (80 bytes): the
+        // third goes past 200.
         let config = Config {
-            max_queue: 64,
+            max_queue: 200,
             ..Config::default()
         };
         let (mut s, ids) = chat_with(&["a", "b"], config);

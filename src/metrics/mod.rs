@@ -103,7 +103,7 @@ pub fn render(stats: &Stats, process: Option<ProcessFigures>) -> String {
     );
     out.gauge(
         "a_chat_queue_memory_bytes",
-        "Bytes held by all outbound queues together, a shared buffer counted once.",
+        "Bytes held by all outbound queues together as allocated, a shared buffer counted once.",
         s.queue_memory as u64,
     );
     out.gauge(

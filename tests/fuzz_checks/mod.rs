@@ -243,15 +243,19 @@ struct Conn {
 /// - between the first and last message a receiver got from a sender, it got every message
 ///   that sender addressed to it (no loss while both were connected);
 /// - after every step, the queues together hold no more than `max_memory`, and that count is
-///   the true one (each buffer once).
+///   the true one, recomputed from scratch as the allocator gives it (each buffer once, every
+///   queue's slots by its deque's capacity); no open connection's queue costs more than
+///   `max_queue` (its buffers in full, shared or not, and its slots).
 pub fn session(data: &[u8]) -> a_chat::Stats {
     let mut bytes = Bytes::new(data);
     let config = Config {
         max_line: 64,
-        max_queue: 256,
+        // A queue costs what it holds as allocated: a message of this check (about 16 bytes)
+        // takes a 48-byte chunk and a 16-byte slot, so a queue holds a dozen or so.
+        max_queue: 1024,
         max_conns: 6,
         // Below what the queues may hold one by one: the global bound evicts too.
-        max_memory: 400,
+        max_memory: 1600,
         ..Config::default()
     };
     let mut server = MemoryServer::new(config.clone());
@@ -348,7 +352,7 @@ pub fn session(data: &[u8]) -> a_chat::Stats {
 }
 
 /// The global bound holds, and its count is right: every buffer that some queue holds,
-/// counted once.
+/// counted once, and every queue's slots. Each queue's cost is under `max_queue`.
 fn check_queue_memory(server: &MemoryServer, config: &Config) {
     let stats = server.chat.stats();
     assert!(
@@ -357,6 +361,8 @@ fn check_queue_memory(server: &MemoryServer, config: &Config) {
         stats.queue_memory
     );
     assert_eq!(stats.queue_memory, server.recount_queue_memory());
+    let largest = server.largest_queue_cost();
+    assert!(largest <= config.max_queue, "a queue costs {largest} bytes");
     assert!(stats.memory_evictions <= stats.slow_consumers_evicted);
 }
 

@@ -308,13 +308,16 @@ impl Client {
     /// Connects with a receive buffer of about `bytes` (set before the connect, so that the
     /// window the server sees is small): a peer that does not read holds little in the kernel.
     pub fn connect_with_receive_buffer(addr: SocketAddr, bytes: usize) -> Client {
-        use rustix::net::{AddressFamily, SocketType, connect, socket, sockopt};
+        use rustix::net::{AddressFamily, SocketFlags, SocketType, connect, socket_with, sockopt};
         let family = if addr.is_ipv4() {
             AddressFamily::INET
         } else {
             AddressFamily::INET6
         };
-        let fd = socket(family, SocketType::STREAM, None).expect("socket");
+        // Close-on-exec, as std's sockets are: a server spawned meanwhile by another test must
+        // not inherit it (one started under a small open-file limit would run out).
+        let fd =
+            socket_with(family, SocketType::STREAM, SocketFlags::CLOEXEC, None).expect("socket");
         sockopt::set_socket_recv_buffer_size(&fd, bytes).expect("SO_RCVBUF");
         connect(&fd, &addr).expect("connect");
         Client::over(TcpStream::from(fd))
