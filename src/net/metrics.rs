@@ -1,7 +1,9 @@
 //! The metrics endpoint on the server's loop: its listener and a fixed number of HTTP
 //! connections, each one request and one response (`src/metrics/http.rs`), bounded in size and
 //! time. It never counts against `max_conns`, and a flood of connections costs the chat at most
-//! a bounded number of accepts per turn.
+//! a bounded number of accepts per turn. When every slot is taken, a newcomer takes the slot of
+//! the connection that has waited longest without a complete request, so that stalled
+//! connections cannot keep a scraper out.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -43,6 +45,8 @@ enum Stage {
 struct Exchange {
     stream: TcpStream,
     stage: Stage,
+    /// When it was accepted, plus [`EXCHANGE_DEADLINE`]: the earliest deadline is the
+    /// connection that has waited longest.
     deadline: Instant,
 }
 
@@ -62,6 +66,8 @@ pub(super) struct MetricsEndpoint {
     accept_pending: bool,
     /// Requests answered.
     pub(super) requests: u64,
+    /// Connections closed to make room for a newcomer.
+    pub(super) evicted: u64,
 }
 
 impl MetricsEndpoint {
@@ -72,6 +78,7 @@ impl MetricsEndpoint {
             exchanges: Slab::with_capacity(METRICS_CONNECTIONS),
             accept_pending: false,
             requests: 0,
+            evicted: 0,
         })
     }
 
@@ -89,9 +96,16 @@ impl MetricsEndpoint {
         Ok(())
     }
 
-    /// The listener is readable: accepts.
-    pub(super) fn on_listener(&mut self, registry: &Registry, layout: &Layout, now: Instant) {
-        self.accept(registry, layout, now);
+    /// The listener is readable: accepts, and reads the requests that came with the
+    /// connections (`stats` answers them).
+    pub(super) fn on_listener(
+        &mut self,
+        registry: &Registry,
+        layout: &Layout,
+        now: Instant,
+        stats: &Stats,
+    ) {
+        self.accept(registry, layout, now, stats);
     }
 
     /// An event of exchange `slot`.
@@ -105,9 +119,15 @@ impl MetricsEndpoint {
     }
 
     /// The turn's end: accepts left over, and exchanges past their deadline.
-    pub(super) fn end_turn(&mut self, registry: &Registry, layout: &Layout, now: Instant) {
+    pub(super) fn end_turn(
+        &mut self,
+        registry: &Registry,
+        layout: &Layout,
+        now: Instant,
+        stats: &Stats,
+    ) {
         if self.accept_pending {
-            self.accept(registry, layout, now);
+            self.accept(registry, layout, now, stats);
         }
         let late: Vec<usize> = self
             .exchanges
@@ -142,12 +162,12 @@ impl MetricsEndpoint {
         }
     }
 
-    fn accept(&mut self, registry: &Registry, layout: &Layout, now: Instant) {
+    fn accept(&mut self, registry: &Registry, layout: &Layout, now: Instant, stats: &Stats) {
         self.accept_pending = false;
-        let Some(listener) = &self.listener else {
-            return;
-        };
         for _ in 0..ACCEPTS_PER_TURN {
+            let Some(listener) = &self.listener else {
+                return;
+            };
             let (mut stream, addr) = match listener.accept() {
                 Ok(accepted) => accepted,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -161,8 +181,16 @@ impl MetricsEndpoint {
                 }
             };
             if self.exchanges.len() >= METRICS_CONNECTIONS {
-                debug!("metrics: {METRICS_CONNECTIONS} connections busy, closing one from {addr}");
-                continue;
+                let Some(victim) = self.longest_waiting() else {
+                    debug!(
+                        "metrics: {METRICS_CONNECTIONS} responses being written, closing a \
+                         connection from {addr}"
+                    );
+                    continue;
+                };
+                debug!("metrics: every slot taken, closing connection {victim} for {addr}");
+                self.evicted += 1;
+                self.close(registry, victim);
             }
             let slot = self.exchanges.vacant_key();
             let token = layout
@@ -178,8 +206,29 @@ impl MetricsEndpoint {
                 stage: Stage::Reading(RequestReader::default()),
                 deadline: now + EXCHANGE_DEADLINE,
             });
+            // The request often comes with the connection: read now, before another newcomer
+            // could take this slot.
+            self.on_connection(registry, slot, stats);
         }
         self.accept_pending = true;
+    }
+
+    /// The slot to free for a newcomer when all are taken: the connection that has waited
+    /// longest without a complete request, or else the one that has waited longest for its
+    /// client to close after its response; `None` while every slot is writing a response.
+    fn longest_waiting(&self) -> Option<usize> {
+        let oldest = |reading: bool| {
+            self.exchanges
+                .iter()
+                .filter(|(_, e)| match e.stage {
+                    Stage::Reading(_) => reading,
+                    Stage::Draining => !reading,
+                    Stage::Writing { .. } => false,
+                })
+                .min_by_key(|(_, e)| e.deadline)
+                .map(|(slot, _)| slot)
+        };
+        oldest(true).or_else(|| oldest(false))
     }
 
     fn close(&mut self, registry: &Registry, slot: usize) {

@@ -414,14 +414,18 @@ impl Server {
     /// The counters now.
     pub fn stats(&self) -> Stats {
         #[cfg(feature = "metrics")]
-        let metrics_requests = self.metrics.as_ref().map_or(0, |m| m.requests);
+        let (metrics_requests, metrics_connections_evicted) = self
+            .metrics
+            .as_ref()
+            .map_or((0, 0), |m| (m.requests, m.evicted));
         #[cfg(not(feature = "metrics"))]
-        let metrics_requests = 0;
+        let (metrics_requests, metrics_connections_evicted) = (0, 0);
         Stats {
             accept_pauses: self.counters.accept_pauses,
             loop_turns: self.counters.loop_turns,
             events_handled: self.counters.events_handled,
             metrics_requests,
+            metrics_connections_evicted,
             ..self.chat.stats()
         }
     }
@@ -445,8 +449,9 @@ impl Server {
             }
             #[cfg(feature = "metrics")]
             Source::MetricsListener => {
+                let stats = self.stats();
                 if let Some(metrics) = &mut self.metrics {
-                    metrics.on_listener(registry, &self.layout, now);
+                    metrics.on_listener(registry, &self.layout, now, &stats);
                 }
             }
             #[cfg(feature = "metrics")]
@@ -481,8 +486,11 @@ impl Server {
             self.chat.force_close_all();
         }
         #[cfg(feature = "metrics")]
-        if let Some(metrics) = &mut self.metrics {
-            metrics.end_turn(registry, &self.layout, now);
+        if self.metrics.is_some() {
+            let stats = self.stats();
+            if let Some(metrics) = &mut self.metrics {
+                metrics.end_turn(registry, &self.layout, now, &stats);
+            }
         }
         #[cfg(feature = "cluster")]
         if let Some(redis) = &mut self.redis {
