@@ -210,3 +210,64 @@ fn the_client_speaks_tls_with_a_given_ca() {
     );
     assert!(output.status.success());
 }
+
+#[test]
+fn a_flood_of_client_hellos_gets_a_bounded_number_of_handshake_steps_per_turn() {
+    const FLOOD: usize = 300;
+    let server =
+        ServerProcess::start_with_tls(&["--metrics", "127.0.0.1:0", "--login-timeout", "2"]);
+    let addr = server.tls_addrs[0];
+    let mut alice = Client::login(server.addr(), "alice");
+    // One ClientHello, sent by every socket of the flood.
+    let mut hello = Vec::new();
+    rustls::ClientConnection::new(
+        tls::client_config(false),
+        rustls::pki_types::ServerName::IpAddress(addr.ip().into()),
+    )
+    .unwrap()
+    .write_tls(&mut hello)
+    .unwrap();
+    // The whole flood waits in the backlog while the server is stopped: its next turn accepts
+    // all of it at once, whatever the machine's speed.
+    server.signal(Signal::STOP);
+    let flood: Vec<TcpStream> = (0..FLOOD)
+        .map(|_| {
+            let mut stream = TcpStream::connect(addr).unwrap();
+            stream.write_all(&hello).unwrap();
+            stream.set_read_timeout(Some(WAIT)).unwrap();
+            stream
+        })
+        .collect();
+    alice.send("alice: during the flood\n");
+    server.signal(Signal::CONT);
+    alice.expect("from alice: during the flood");
+    // Every handshake gets its step in the end: each socket reads the server's first flight.
+    for mut stream in &flood {
+        let mut buf = [0; 64];
+        assert!(stream.read(&mut buf).unwrap() > 0, "a ServerHello");
+    }
+    alice.send("alice: after the flood\n");
+    alice.expect("from alice: after the flood");
+    let metrics = server.scrape();
+    let most = metrics.value("a_chat_tls_handshake_steps_max_per_turn", &[]);
+    assert!(
+        (1.0..=a_chat::HANDSHAKE_STEPS_PER_TURN as f64).contains(&most),
+        "{most} handshake steps in one turn"
+    );
+    // All arrived in one turn: all but the budget's worth waited for later turns.
+    let deferred = metrics.value("a_chat_tls_handshakes_deferred_total", &[]);
+    assert!(
+        deferred >= (FLOOD - a_chat::HANDSHAKE_STEPS_PER_TURN) as f64,
+        "{deferred} handshakes deferred"
+    );
+    // The login timeout covers them: none finished, all are closed at it.
+    let metrics = util::eventually("the flood's login timeouts", || {
+        let metrics = server.scrape();
+        (metrics.value("a_chat_connections_open", &[]) == 1.0).then_some(metrics)
+    });
+    let timeouts = metrics.value(
+        "a_chat_logins_refused_total",
+        &[("reason", "login_timeout")],
+    );
+    assert_eq!(timeouts, FLOOD as f64);
+}

@@ -11,6 +11,8 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Registry, Token};
 
 use super::connection::{Connection, Stream};
+#[cfg(feature = "tls")]
+use super::handshakes::Handshakes;
 use super::layout::{Layout, Source};
 #[cfg(feature = "metrics")]
 use super::metrics::MetricsEndpoint;
@@ -126,6 +128,9 @@ pub struct Server {
     metrics: Option<MetricsEndpoint>,
     #[cfg(feature = "cluster")]
     redis: Option<RedisSocket>,
+    /// TLS handshakes waiting for a turn, and the turn's budget of handshake steps.
+    #[cfg(feature = "tls")]
+    handshakes: Handshakes,
     /// Set while accepting is paused after running out of descriptors or memory.
     accept_paused_until: Option<Instant>,
     /// Set from an accept that failed for lack of resources until one succeeds: the episode
@@ -182,6 +187,8 @@ impl Server {
             metrics: None,
             #[cfg(feature = "cluster")]
             redis: None,
+            #[cfg(feature = "tls")]
+            handshakes: Handshakes::default(),
             accept_paused_until: None,
             accept_starved: false,
             state: State::Running,
@@ -312,6 +319,8 @@ impl Server {
         let now = Instant::now();
         self.warn_if_late(now);
         self.counters.loop_turns += 1;
+        #[cfg(feature = "tls")]
+        self.handshakes.begin_turn(&mut self.chat, now);
         for event in events.iter() {
             self.handle_event(registry, event, now);
         }
@@ -329,6 +338,10 @@ impl Server {
             State::ShuttingDown { deadline } => Some(deadline),
         };
         if self.chat.has_unread_input() {
+            return Some(Duration::ZERO);
+        }
+        #[cfg(feature = "tls")]
+        if self.handshakes.is_pending() {
             return Some(Duration::ZERO);
         }
         #[cfg(feature = "cluster")]
@@ -426,6 +439,11 @@ impl Server {
             events_handled: self.counters.events_handled,
             metrics_requests,
             metrics_connections_evicted,
+            #[cfg(feature = "tls")]
+            tls_handshakes_deferred: self.handshakes.deferred,
+            #[cfg(feature = "tls")]
+            tls_handshake_steps_max_per_turn: u64::try_from(self.handshakes.max_steps)
+                .unwrap_or(u64::MAX),
             ..self.chat.stats()
         }
     }
@@ -444,7 +462,7 @@ impl Server {
                     self.chat.on_writable(key);
                 }
                 if event.is_readable() || event.is_read_closed() || event.is_error() {
-                    self.chat.on_readable(key, now);
+                    self.on_readable(key, now);
                 }
             }
             #[cfg(feature = "metrics")]
@@ -630,10 +648,7 @@ impl Server {
         // Messages are batched in user space: one vectored write per connection per turn.
         let _ = stream.set_nodelay(true);
         let mut connection = match self.listeners[listener].stream(stream) {
-            Ok(stream) => Connection {
-                stream,
-                writable: false,
-            },
+            Ok(stream) => Connection::new(stream),
             Err(e) => {
                 warn!("cannot start a session for {addr}: {e}");
                 return;
@@ -646,6 +661,18 @@ impl Server {
         info!("#{key} connected from {addr}");
         let accepted = self.chat.accept(connection, now);
         debug_assert_eq!(accepted, key);
+        // A TLS session's first step (the core's read in `accept` did none).
+        #[cfg(feature = "tls")]
+        self.handshakes.on_readable(&mut self.chat, key, now);
+    }
+
+    /// `key` is readable: the core reads it, through the handshake queue while its TLS
+    /// handshake is under way.
+    fn on_readable(&mut self, key: usize, now: Instant) {
+        #[cfg(feature = "tls")]
+        self.handshakes.on_readable(&mut self.chat, key, now);
+        #[cfg(not(feature = "tls"))]
+        self.chat.on_readable(key, now);
     }
 }
 
