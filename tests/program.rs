@@ -59,6 +59,32 @@ fn bad_flag_is_named_in_the_error() {
 }
 
 #[test]
+fn bad_options_get_the_program_prefix_the_usage_and_status_2() {
+    for (args, start) in [
+        (
+            &["server", "--bogus"][..],
+            "a-chat: error: unexpected argument '--bogus' found\n",
+        ),
+        (
+            &["server", "--max-line", "lots"][..],
+            "a-chat: error: invalid value 'lots' for '--max-line <BYTES>'",
+        ),
+        (
+            &["serve"][..],
+            "a-chat: error: unrecognized subcommand 'serve'",
+        ),
+    ] {
+        let output = run(args);
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(stderr.starts_with(start), "{args:?}: {stderr}");
+        assert!(stderr.contains("try '--help'"), "{stderr}");
+        assert_eq!(stderr.matches("error:").count(), 1, "{stderr}");
+        assert!(output.stdout.is_empty());
+    }
+}
+
+#[test]
 fn address_in_use_fails_with_status_2_and_says_why_whatever_the_log_level() {
     let server = ServerProcess::start(&[]);
     let addr = server.addr().to_string();
