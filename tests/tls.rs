@@ -32,7 +32,8 @@ fn a_client_that_trusts_another_ca_fails_and_the_others_go_on() {
     let mut doubter = Client::connect_tls_trusting(addr, tls::client_config(true));
     let error = doubter.tls_stream().write_all(b"mallory\n").unwrap_err();
     assert!(error.to_string().contains("UnknownIssuer"), "{error}");
-    server.wait_for_log("TLS error: received fatal alert");
+    // The log line names the connection (alice is #0) and says what happened.
+    server.wait_for_log("#1 TLS error: the client refused the server's certificate (alert: ");
     alice.send("alice: still here\n");
     alice.expect("from alice: still here");
 }
@@ -270,4 +271,33 @@ fn a_flood_of_client_hellos_gets_a_bounded_number_of_handshake_steps_per_turn() 
         &[("reason", "login_timeout")],
     );
     assert_eq!(timeouts, FLOOD as f64);
+}
+
+#[test]
+fn a_ca_marked_server_certificate_is_refused_with_a_sentence_on_both_sides() {
+    let (cert, key) = tls::ca_marked_files();
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let server = ServerProcess::start(&[
+        "--listen-tls",
+        "127.0.0.1:0",
+        "--tls-cert",
+        cert,
+        "--tls-key",
+        key,
+    ]);
+    let addr = server.tls_addrs[0].to_string();
+    let output = Command::new(binary())
+        .args(["client", "--tls", "--ca", cert, &addr])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert_eq!(
+        stderr.trim_end(),
+        "a-chat: error: the certificate is a CA certificate used as a server certificate; \
+         make one with CA:FALSE (see README, TLS)"
+    );
+    // (The client does not send the alert rustls queued: the server sees it close.)
+    server.wait_for_log("#0 disconnected");
 }

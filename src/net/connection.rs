@@ -84,6 +84,15 @@ impl Connection {
         }
     }
 
+    /// Over TLS, the error the session failed with, once.
+    #[cfg(feature = "tls")]
+    pub(super) fn take_tls_failure(&mut self) -> Option<crate::tls::TlsError> {
+        match &mut self.stream {
+            Stream::Plain(_) => None,
+            Stream::Tls(tls) => tls.take_failure(),
+        }
+    }
+
     fn transport(&mut self) -> &mut dyn Transport {
         match &mut self.stream {
             Stream::Plain(tcp) => tcp,

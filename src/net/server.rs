@@ -534,6 +534,10 @@ impl Server {
                 Ok(())
             },
             |key, mut connection, _| {
+                #[cfg(feature = "tls")]
+                if let Some(failure) = connection.take_tls_failure() {
+                    info!("#{key} TLS error: {failure}");
+                }
                 if let Err(e) = registry.deregister(connection.socket()) {
                     debug!("#{key} deregister failed: {e}");
                 }

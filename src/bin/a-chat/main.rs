@@ -22,7 +22,7 @@ fn main() -> ExitCode {
     logger::init(cli.verbose, cli.quiet);
     let result = match cli.command {
         cli::Command::Server(args) => serve::run(args),
-        cli::Command::Client(args) => client::run(&args).map(|()| ExitCode::SUCCESS),
+        cli::Command::Client(args) => client::run(&args),
         cli::Command::Bench(args) => bench::main(&args),
     };
     result.unwrap_or_else(|error| {
