@@ -97,9 +97,11 @@ enum State {
 ///    own; `None` means the server needs no wake-up).
 /// 3. After **every** poll, also one that returned no events, call
 ///    [`Server::handle_events`] with the whole batch. It takes the events whose tokens are in
-///    its share and then does the turn's work: reads left over from a spent read budget,
-///    expired timers (login timeouts, closes, the shutdown deadline, the accept back-off), one
-///    vectored write per grown queue, and the removal of closed connections. The other events
+///    its share and then does the turn's work: the TLS handshake steps queued by earlier
+///    turns (at most `HANDSHAKE_STEPS_PER_TURN` a turn, the newly due ones included), reads
+///    left over from a spent read budget, expired timers (login timeouts, closes, the
+///    shutdown deadline, the accept back-off), one vectored write per grown queue, and the
+///    removal of closed connections. The other events
 ///    are the host's ([`Tokens::contains`] tells them apart). A host that calls it only when
 ///    events came never runs the timers; the server warns once in its log when it sees a timer
 ///    handled more than a second late.
