@@ -48,6 +48,18 @@ struct Exchange {
     /// When it was accepted, plus [`EXCHANGE_DEADLINE`]: the earliest deadline is the
     /// connection that has waited longest.
     deadline: Instant,
+    /// The accepting call that took it (`MetricsEndpoint::round` then).
+    round: u64,
+}
+
+/// How a newcomer finds room when every slot is taken.
+enum Room {
+    /// By closing this slot's connection.
+    Evict(usize),
+    /// Not before the next turn: it waits in the backlog.
+    NextTurn,
+    /// Not at all: every slot is writing a response; the newcomer is closed.
+    None,
 }
 
 /// What happened to an exchange after some IO.
@@ -68,6 +80,8 @@ pub(super) struct MetricsEndpoint {
     pub(super) requests: u64,
     /// Connections closed to make room for a newcomer.
     pub(super) evicted: u64,
+    /// Counts the calls that accept: a connection is never evicted by the call that took it.
+    round: u64,
 }
 
 impl MetricsEndpoint {
@@ -79,6 +93,7 @@ impl MetricsEndpoint {
             accept_pending: false,
             requests: 0,
             evicted: 0,
+            round: 0,
         })
     }
 
@@ -164,7 +179,33 @@ impl MetricsEndpoint {
 
     fn accept(&mut self, registry: &Registry, layout: &Layout, now: Instant, stats: &Stats) {
         self.accept_pending = false;
+        self.round += 1;
+        let mut caught_up = false;
         for _ in 0..ACCEPTS_PER_TURN {
+            let mut refuse = false;
+            if self.exchanges.len() >= METRICS_CONNECTIONS
+                && !std::mem::replace(&mut caught_up, true)
+            {
+                // Requests that arrived since they were accepted are read first, so that no
+                // connection with a complete request is taken for a stalled one.
+                self.read_all_waiting(registry, stats);
+            }
+            if self.exchanges.len() >= METRICS_CONNECTIONS {
+                match self.longest_waiting() {
+                    Room::Evict(victim) => {
+                        debug!("metrics: every slot taken, closing connection {victim}");
+                        self.evicted += 1;
+                        self.close(registry, victim);
+                    }
+                    Room::NextTurn => {
+                        // Every slot that could go was filled by this very call: the rest wait
+                        // in the backlog until the next turn.
+                        self.accept_pending = true;
+                        return;
+                    }
+                    Room::None => refuse = true,
+                }
+            }
             let Some(listener) = &self.listener else {
                 return;
             };
@@ -180,17 +221,12 @@ impl MetricsEndpoint {
                     return;
                 }
             };
-            if self.exchanges.len() >= METRICS_CONNECTIONS {
-                let Some(victim) = self.longest_waiting() else {
-                    debug!(
-                        "metrics: {METRICS_CONNECTIONS} responses being written, closing a \
-                         connection from {addr}"
-                    );
-                    continue;
-                };
-                debug!("metrics: every slot taken, closing connection {victim} for {addr}");
-                self.evicted += 1;
-                self.close(registry, victim);
+            if refuse {
+                debug!(
+                    "metrics: {METRICS_CONNECTIONS} responses being written, closing a \
+                     connection from {addr}"
+                );
+                continue;
             }
             let slot = self.exchanges.vacant_key();
             let token = layout
@@ -205,18 +241,32 @@ impl MetricsEndpoint {
                 stream,
                 stage: Stage::Reading(RequestReader::default()),
                 deadline: now + EXCHANGE_DEADLINE,
+                round: self.round,
             });
-            // The request often comes with the connection: read now, before another newcomer
-            // could take this slot.
+            // The request often comes with the connection: read now.
             self.on_connection(registry, slot, stats);
         }
         self.accept_pending = true;
     }
 
-    /// The slot to free for a newcomer when all are taken: the connection that has waited
-    /// longest without a complete request, or else the one that has waited longest for its
-    /// client to close after its response; `None` while every slot is writing a response.
-    fn longest_waiting(&self) -> Option<usize> {
+    /// Reads what arrived on every connection still waiting for its request.
+    fn read_all_waiting(&mut self, registry: &Registry, stats: &Stats) {
+        let waiting: Vec<usize> = self
+            .exchanges
+            .iter()
+            .filter(|(_, e)| matches!(e.stage, Stage::Reading(_)))
+            .map(|(slot, _)| slot)
+            .collect();
+        for slot in waiting {
+            self.on_connection(registry, slot, stats);
+        }
+    }
+
+    /// How to make room for a newcomer when all slots are taken: close the connection that has
+    /// waited longest without a complete request, or else the one that has waited longest for
+    /// its client to close after its response; never one accepted by this same call (a
+    /// newcomer whose request is on its way would be taken for a stalled one).
+    fn longest_waiting(&self) -> Room {
         let oldest = |reading: bool| {
             self.exchanges
                 .iter()
@@ -226,9 +276,13 @@ impl MetricsEndpoint {
                     Stage::Writing { .. } => false,
                 })
                 .min_by_key(|(_, e)| e.deadline)
-                .map(|(slot, _)| slot)
+                .map(|(slot, e)| (slot, e.round))
         };
-        oldest(true).or_else(|| oldest(false))
+        match oldest(true).or_else(|| oldest(false)) {
+            Some((slot, round)) if round < self.round => Room::Evict(slot),
+            Some(_) => Room::NextTurn,
+            None => Room::None,
+        }
     }
 
     fn close(&mut self, registry: &Registry, slot: usize) {
