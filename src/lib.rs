@@ -106,6 +106,8 @@ pub use chat::{Chat, CloseReason, DEFAULT_READ_BUDGET, Transport};
 #[cfg(feature = "cluster")]
 pub use cluster::ClusterConfig;
 pub use config::Config;
+#[cfg(feature = "tls")]
+pub use net::HANDSHAKE_STEPS_PER_TURN;
 pub use net::{LISTEN_BACKLOG, METRICS_CONNECTIONS, Server, Tokens, bind_listener};
 pub use parse::LineError;
 pub use stats::{ClusterStats, Stats};

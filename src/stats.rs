@@ -51,6 +51,15 @@ pub struct Stats {
     pub events_handled: u64,
     /// HTTP requests answered by the server's metrics endpoint.
     pub metrics_requests: u64,
+    /// Metrics connections closed to make room for a newcomer while every slot was taken
+    /// (the one that had waited longest without a complete request).
+    pub metrics_connections_evicted: u64,
+    /// TLS handshake steps put off to a later turn because the turn's budget of handshake
+    /// steps was spent (the driver's).
+    pub tls_handshakes_deferred: u64,
+    /// The most TLS handshake steps done in one turn since start (the driver's; at most its
+    /// per-turn budget).
+    pub tls_handshake_steps_max_per_turn: u64,
     /// The cluster's counters (all zero on a single node).
     pub cluster: ClusterStats,
 }

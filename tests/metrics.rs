@@ -204,19 +204,88 @@ fn slow_and_flooding_metrics_clients_do_not_touch_the_chat() {
     }
     stop.store(true, Ordering::Relaxed);
     flood.join().unwrap();
-    // The slow requests are cut off at their deadline: they read end of stream, no response.
+    // The slow requests are cut off (at their deadline, or for a newcomer of the flood): they
+    // read end of stream, no response.
     for mut stream in slow {
         stream.set_read_timeout(Some(WAIT)).unwrap();
         let mut rest = Vec::new();
         stream.read_to_end(&mut rest).expect("closed by the server");
         assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
     }
-    let metrics = eventually("a slot is free for a real scrape", || {
-        TcpStream::connect(metrics_addr).ok()?;
-        Some(server.scrape())
+    // The refused third connection is gone once its close is over.
+    drop(third);
+    let metrics = eventually("the refused connection's close is over", || {
+        let metrics = server.scrape();
+        (metrics.value("a_chat_connections_open", &[]) == 2.0).then_some(metrics)
     });
-    assert_eq!(metrics.value("a_chat_connections_open", &[]), 2.0);
     assert_eq!(metrics.value("a_chat_messages_routed_total", &[]), 2002.0);
+}
+
+#[test]
+fn stalled_connections_in_every_slot_do_not_keep_a_scraper_out() {
+    let server = metrics_server(&[]);
+    let metrics_addr = server.metrics_addr();
+    // More stallers than slots: each sends one byte, waits until it is cut, and comes back.
+    let stop = Arc::new(AtomicBool::new(false));
+    let connected = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let stallers: Vec<_> = (0..a_chat::METRICS_CONNECTIONS + 4)
+        .map(|_| {
+            let (stop, connected) = (stop.clone(), connected.clone());
+            thread::spawn(move || {
+                let mut first = true;
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok(mut stream) = TcpStream::connect(metrics_addr) else {
+                        continue;
+                    };
+                    let _ = stream.write_all(b"G");
+                    if std::mem::take(&mut first) {
+                        connected.fetch_add(1, Ordering::Relaxed);
+                    }
+                    stream
+                        .set_read_timeout(Some(Duration::from_millis(200)))
+                        .unwrap();
+                    // Until the server cuts it (or the test ends).
+                    while !stop.load(Ordering::Relaxed) {
+                        match stream.read(&mut [0; 64]) {
+                            Ok(0) => break,
+                            Ok(_) => {}
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                            Err(_) => break,
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    eventually("every staller connected", || {
+        (connected.load(Ordering::Relaxed) == a_chat::METRICS_CONNECTIONS + 4).then_some(())
+    });
+    // Each scrape is answered within the endpoint's own cut-off (5 s), every time.
+    for attempt in 0..10 {
+        let mut stream = TcpStream::connect_timeout(&metrics_addr, WAIT).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n")
+            .unwrap();
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response);
+        let response = String::from_utf8_lossy(&response);
+        assert!(
+            response.starts_with("HTTP/1.1 200 OK\r\n"),
+            "scrape {attempt} got {response:?}"
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    for staller in stallers {
+        staller.join().unwrap();
+    }
+    let evicted = server
+        .scrape()
+        .value("a_chat_metrics_connections_evicted_total", &[]);
+    assert!(evicted >= 10.0, "{evicted} evictions");
 }
 
 #[test]

@@ -59,6 +59,32 @@ fn bad_flag_is_named_in_the_error() {
 }
 
 #[test]
+fn bad_options_get_the_program_prefix_the_usage_and_status_2() {
+    for (args, start) in [
+        (
+            &["server", "--bogus"][..],
+            "a-chat: error: unexpected argument '--bogus' found\n",
+        ),
+        (
+            &["server", "--max-line", "lots"][..],
+            "a-chat: error: invalid value 'lots' for '--max-line <BYTES>'",
+        ),
+        (
+            &["serve"][..],
+            "a-chat: error: unrecognized subcommand 'serve'",
+        ),
+    ] {
+        let output = run(args);
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(stderr.starts_with(start), "{args:?}: {stderr}");
+        assert!(stderr.contains("try '--help'"), "{stderr}");
+        assert_eq!(stderr.matches("error:").count(), 1, "{stderr}");
+        assert!(output.stdout.is_empty());
+    }
+}
+
+#[test]
 fn address_in_use_fails_with_status_2_and_says_why_whatever_the_log_level() {
     let server = ServerProcess::start(&[]);
     let addr = server.addr().to_string();
@@ -148,4 +174,63 @@ fn client_fails_when_nothing_listens() {
     };
     let output = run(&["client", &format!("127.0.0.1:{port}")]);
     assert!(!output.status.success());
+}
+
+/// Runs `a-chat client ADDR` (with `extra` options) with `input` on standard input.
+fn client(addr: &str, extra: &[&str], input: &[u8]) -> std::process::Output {
+    let mut child = Command::new(binary())
+        .arg("client")
+        .args(extra)
+        .arg(addr)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    util::eventually("the client exits", || child.try_wait().unwrap());
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn client_exits_1_when_the_server_closes_after_a_refusal() {
+    let server = ServerProcess::start(&[]);
+    let _bob = Client::login(server.addr(), "bob");
+    let addr = server.addr().to_string();
+    for (input, notice) in [
+        (&b"bob\n"[..], "error: name taken"),
+        (b"a,b\n", "error: invalid name"),
+    ] {
+        let output = client(&addr, &[], input);
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            format!("{notice}\n")
+        );
+        assert_eq!(output.status.code(), Some(1));
+        assert_eq!(
+            String::from_utf8_lossy(&output.stderr).trim_end(),
+            format!("a-chat: error: the server closed the connection after `{notice}`")
+        );
+    }
+    // The normal end is still 0.
+    let output = client(&addr, &[], b"carol\ncarol: hi\n");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "from carol: hi\n");
+    assert_eq!(output.status.code(), Some(0));
+}
+
+#[test]
+fn a_plain_client_on_a_tls_port_exits_1_and_says_try_tls() {
+    let server = ServerProcess::start_with_tls(&[]);
+    let output = client(
+        &server.tls_addrs[0].to_string(),
+        &[],
+        b"alice\nalice: hello?\n",
+    );
+    assert!(output.stdout.is_empty(), "{:?}", output.stdout);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with("a-chat: error: ") && stderr.contains("try --tls"),
+        "{stderr}"
+    );
 }

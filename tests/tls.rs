@@ -32,7 +32,8 @@ fn a_client_that_trusts_another_ca_fails_and_the_others_go_on() {
     let mut doubter = Client::connect_tls_trusting(addr, tls::client_config(true));
     let error = doubter.tls_stream().write_all(b"mallory\n").unwrap_err();
     assert!(error.to_string().contains("UnknownIssuer"), "{error}");
-    server.wait_for_log("TLS error: received fatal alert");
+    // The log line names the connection (alice is #0) and says what happened.
+    server.wait_for_log("#1 TLS error: the client refused the server's certificate (alert: ");
     alice.send("alice: still here\n");
     alice.expect("from alice: still here");
 }
@@ -209,4 +210,94 @@ fn the_client_speaks_tls_with_a_given_ca() {
         "from carol: secret\n"
     );
     assert!(output.status.success());
+}
+
+#[test]
+fn a_flood_of_client_hellos_gets_a_bounded_number_of_handshake_steps_per_turn() {
+    const FLOOD: usize = 300;
+    let server =
+        ServerProcess::start_with_tls(&["--metrics", "127.0.0.1:0", "--login-timeout", "2"]);
+    let addr = server.tls_addrs[0];
+    let mut alice = Client::login(server.addr(), "alice");
+    // One ClientHello, sent by every socket of the flood.
+    let mut hello = Vec::new();
+    rustls::ClientConnection::new(
+        tls::client_config(false),
+        rustls::pki_types::ServerName::IpAddress(addr.ip().into()),
+    )
+    .unwrap()
+    .write_tls(&mut hello)
+    .unwrap();
+    // The whole flood waits in the backlog while the server is stopped: its next turn accepts
+    // all of it at once, whatever the machine's speed.
+    server.signal(Signal::STOP);
+    let flood: Vec<TcpStream> = (0..FLOOD)
+        .map(|_| {
+            let mut stream = TcpStream::connect(addr).unwrap();
+            stream.write_all(&hello).unwrap();
+            stream.set_read_timeout(Some(WAIT)).unwrap();
+            stream
+        })
+        .collect();
+    alice.send("alice: during the flood\n");
+    server.signal(Signal::CONT);
+    alice.expect("from alice: during the flood");
+    // Every handshake gets its step in the end: each socket reads the server's first flight.
+    for mut stream in &flood {
+        let mut buf = [0; 64];
+        assert!(stream.read(&mut buf).unwrap() > 0, "a ServerHello");
+    }
+    alice.send("alice: after the flood\n");
+    alice.expect("from alice: after the flood");
+    let metrics = server.scrape();
+    let most = metrics.value("a_chat_tls_handshake_steps_max_per_turn", &[]);
+    assert!(
+        (1.0..=a_chat::HANDSHAKE_STEPS_PER_TURN as f64).contains(&most),
+        "{most} handshake steps in one turn"
+    );
+    // All arrived in one turn: all but the budget's worth waited for later turns.
+    let deferred = metrics.value("a_chat_tls_handshakes_deferred_total", &[]);
+    assert!(
+        deferred >= (FLOOD - a_chat::HANDSHAKE_STEPS_PER_TURN) as f64,
+        "{deferred} handshakes deferred"
+    );
+    // The login timeout covers them: none finished, all are closed at it.
+    let metrics = util::eventually("the flood's login timeouts", || {
+        let metrics = server.scrape();
+        (metrics.value("a_chat_connections_open", &[]) == 1.0).then_some(metrics)
+    });
+    let timeouts = metrics.value(
+        "a_chat_logins_refused_total",
+        &[("reason", "login_timeout")],
+    );
+    assert_eq!(timeouts, FLOOD as f64);
+}
+
+#[test]
+fn a_ca_marked_server_certificate_is_refused_with_a_sentence_on_both_sides() {
+    let (cert, key) = tls::ca_marked_files();
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let server = ServerProcess::start(&[
+        "--listen-tls",
+        "127.0.0.1:0",
+        "--tls-cert",
+        cert,
+        "--tls-key",
+        key,
+    ]);
+    let addr = server.tls_addrs[0].to_string();
+    let output = Command::new(binary())
+        .args(["client", "--tls", "--ca", cert, &addr])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert_eq!(
+        stderr.trim_end(),
+        "a-chat: error: the certificate is a CA certificate used as a server certificate; \
+         make one with CA:FALSE (see README, TLS)"
+    );
+    // (The client does not send the alert rustls queued: the server sees it close.)
+    server.wait_for_log("#0 disconnected");
 }

@@ -149,6 +149,21 @@ pub fn render(stats: &Stats, process: Option<ProcessFigures>) -> String {
         "HTTP requests to the metrics endpoint.",
         s.metrics_requests,
     );
+    out.counter(
+        "a_chat_metrics_connections_evicted_total",
+        "Metrics connections closed to make room for a newcomer while every slot was taken.",
+        s.metrics_connections_evicted,
+    );
+    out.counter(
+        "a_chat_tls_handshakes_deferred_total",
+        "TLS handshake steps put off to a later turn, the turn's budget being spent.",
+        s.tls_handshakes_deferred,
+    );
+    out.gauge(
+        "a_chat_tls_handshake_steps_max_per_turn",
+        "The most TLS handshake steps done in one turn of the loop since start.",
+        s.tls_handshake_steps_max_per_turn,
+    );
     if s.cluster.enabled {
         let c = &s.cluster;
         out.gauge(

@@ -44,15 +44,52 @@ pub(super) enum Stream {
 pub(super) struct Connection {
     pub(super) stream: Stream,
     pub(super) writable: bool,
+    /// Over TLS: reads may do handshake work now (see `handshakes.rs`). While it is shut, a
+    /// handshaking session reads as `WouldBlock` without touching the socket.
+    #[cfg(feature = "tls")]
+    pub(super) handshake_gate_open: bool,
+    /// Over TLS: the connection waits in the handshake queue.
+    #[cfg(feature = "tls")]
+    pub(super) handshake_queued: bool,
 }
 
 impl Connection {
+    /// A connection over `stream`, its gate shut.
+    pub(super) fn new(stream: Stream) -> Connection {
+        Connection {
+            stream,
+            writable: false,
+            #[cfg(feature = "tls")]
+            handshake_gate_open: false,
+            #[cfg(feature = "tls")]
+            handshake_queued: false,
+        }
+    }
+
+    /// Whether this is a TLS session whose handshake is not over.
+    #[cfg(feature = "tls")]
+    pub(super) fn is_handshaking(&self) -> bool {
+        match &self.stream {
+            Stream::Plain(_) => false,
+            Stream::Tls(tls) => tls.is_handshaking(),
+        }
+    }
+
     /// The socket, to register.
     pub(super) fn socket(&mut self) -> &mut TcpStream {
         match &mut self.stream {
             Stream::Plain(tcp) => tcp,
             #[cfg(feature = "tls")]
             Stream::Tls(tls) => tls.get_mut(),
+        }
+    }
+
+    /// Over TLS, the error the session failed with, once.
+    #[cfg(feature = "tls")]
+    pub(super) fn take_tls_failure(&mut self) -> Option<crate::tls::TlsError> {
+        match &mut self.stream {
+            Stream::Plain(_) => None,
+            Stream::Tls(tls) => tls.take_failure(),
         }
     }
 
@@ -67,6 +104,11 @@ impl Connection {
 
 impl Read for Connection {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        #[cfg(feature = "tls")]
+        if !self.handshake_gate_open && self.is_handshaking() {
+            // Its step comes from the handshake queue.
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
         self.transport().read(buf)
     }
 }

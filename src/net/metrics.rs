@@ -1,7 +1,9 @@
 //! The metrics endpoint on the server's loop: its listener and a fixed number of HTTP
 //! connections, each one request and one response (`src/metrics/http.rs`), bounded in size and
 //! time. It never counts against `max_conns`, and a flood of connections costs the chat at most
-//! a bounded number of accepts per turn.
+//! a bounded number of accepts per turn. When every slot is taken, a newcomer takes the slot of
+//! the connection that has waited longest without a complete request, so that stalled
+//! connections cannot keep a scraper out.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -43,7 +45,21 @@ enum Stage {
 struct Exchange {
     stream: TcpStream,
     stage: Stage,
+    /// When it was accepted, plus [`EXCHANGE_DEADLINE`]: the earliest deadline is the
+    /// connection that has waited longest.
     deadline: Instant,
+    /// The accepting call that took it (`MetricsEndpoint::round` then).
+    round: u64,
+}
+
+/// How a newcomer finds room when every slot is taken.
+enum Room {
+    /// By closing this slot's connection.
+    Evict(usize),
+    /// Not before the next turn: it waits in the backlog.
+    NextTurn,
+    /// Not at all: every slot is writing a response; the newcomer is closed.
+    None,
 }
 
 /// What happened to an exchange after some IO.
@@ -62,6 +78,10 @@ pub(super) struct MetricsEndpoint {
     accept_pending: bool,
     /// Requests answered.
     pub(super) requests: u64,
+    /// Connections closed to make room for a newcomer.
+    pub(super) evicted: u64,
+    /// Counts the calls that accept: a connection is never evicted by the call that took it.
+    round: u64,
 }
 
 impl MetricsEndpoint {
@@ -72,6 +92,8 @@ impl MetricsEndpoint {
             exchanges: Slab::with_capacity(METRICS_CONNECTIONS),
             accept_pending: false,
             requests: 0,
+            evicted: 0,
+            round: 0,
         })
     }
 
@@ -89,9 +111,16 @@ impl MetricsEndpoint {
         Ok(())
     }
 
-    /// The listener is readable: accepts.
-    pub(super) fn on_listener(&mut self, registry: &Registry, layout: &Layout, now: Instant) {
-        self.accept(registry, layout, now);
+    /// The listener is readable: accepts, and reads the requests that came with the
+    /// connections (`stats` answers them).
+    pub(super) fn on_listener(
+        &mut self,
+        registry: &Registry,
+        layout: &Layout,
+        now: Instant,
+        stats: &Stats,
+    ) {
+        self.accept(registry, layout, now, stats);
     }
 
     /// An event of exchange `slot`.
@@ -105,9 +134,15 @@ impl MetricsEndpoint {
     }
 
     /// The turn's end: accepts left over, and exchanges past their deadline.
-    pub(super) fn end_turn(&mut self, registry: &Registry, layout: &Layout, now: Instant) {
+    pub(super) fn end_turn(
+        &mut self,
+        registry: &Registry,
+        layout: &Layout,
+        now: Instant,
+        stats: &Stats,
+    ) {
         if self.accept_pending {
-            self.accept(registry, layout, now);
+            self.accept(registry, layout, now, stats);
         }
         let late: Vec<usize> = self
             .exchanges
@@ -142,12 +177,38 @@ impl MetricsEndpoint {
         }
     }
 
-    fn accept(&mut self, registry: &Registry, layout: &Layout, now: Instant) {
+    fn accept(&mut self, registry: &Registry, layout: &Layout, now: Instant, stats: &Stats) {
         self.accept_pending = false;
-        let Some(listener) = &self.listener else {
-            return;
-        };
+        self.round += 1;
+        let mut caught_up = false;
         for _ in 0..ACCEPTS_PER_TURN {
+            let mut refuse = false;
+            if self.exchanges.len() >= METRICS_CONNECTIONS
+                && !std::mem::replace(&mut caught_up, true)
+            {
+                // Requests that arrived since they were accepted are read first, so that no
+                // connection with a complete request is taken for a stalled one.
+                self.read_all_waiting(registry, stats);
+            }
+            if self.exchanges.len() >= METRICS_CONNECTIONS {
+                match self.longest_waiting() {
+                    Room::Evict(victim) => {
+                        debug!("metrics: every slot taken, closing connection {victim}");
+                        self.evicted += 1;
+                        self.close(registry, victim);
+                    }
+                    Room::NextTurn => {
+                        // Every slot that could go was filled by this very call: the rest wait
+                        // in the backlog until the next turn.
+                        self.accept_pending = true;
+                        return;
+                    }
+                    Room::None => refuse = true,
+                }
+            }
+            let Some(listener) = &self.listener else {
+                return;
+            };
             let (mut stream, addr) = match listener.accept() {
                 Ok(accepted) => accepted,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -160,8 +221,11 @@ impl MetricsEndpoint {
                     return;
                 }
             };
-            if self.exchanges.len() >= METRICS_CONNECTIONS {
-                debug!("metrics: {METRICS_CONNECTIONS} connections busy, closing one from {addr}");
+            if refuse {
+                debug!(
+                    "metrics: {METRICS_CONNECTIONS} responses being written, closing a \
+                     connection from {addr}"
+                );
                 continue;
             }
             let slot = self.exchanges.vacant_key();
@@ -177,9 +241,48 @@ impl MetricsEndpoint {
                 stream,
                 stage: Stage::Reading(RequestReader::default()),
                 deadline: now + EXCHANGE_DEADLINE,
+                round: self.round,
             });
+            // The request often comes with the connection: read now.
+            self.on_connection(registry, slot, stats);
         }
         self.accept_pending = true;
+    }
+
+    /// Reads what arrived on every connection still waiting for its request.
+    fn read_all_waiting(&mut self, registry: &Registry, stats: &Stats) {
+        let waiting: Vec<usize> = self
+            .exchanges
+            .iter()
+            .filter(|(_, e)| matches!(e.stage, Stage::Reading(_)))
+            .map(|(slot, _)| slot)
+            .collect();
+        for slot in waiting {
+            self.on_connection(registry, slot, stats);
+        }
+    }
+
+    /// How to make room for a newcomer when all slots are taken: close the connection that has
+    /// waited longest without a complete request, or else the one that has waited longest for
+    /// its client to close after its response; never one accepted by this same call (a
+    /// newcomer whose request is on its way would be taken for a stalled one).
+    fn longest_waiting(&self) -> Room {
+        let oldest = |reading: bool| {
+            self.exchanges
+                .iter()
+                .filter(|(_, e)| match e.stage {
+                    Stage::Reading(_) => reading,
+                    Stage::Draining => !reading,
+                    Stage::Writing { .. } => false,
+                })
+                .min_by_key(|(_, e)| e.deadline)
+                .map(|(slot, e)| (slot, e.round))
+        };
+        match oldest(true).or_else(|| oldest(false)) {
+            Some((slot, round)) if round < self.round => Room::Evict(slot),
+            Some(_) => Room::NextTurn,
+            None => Room::None,
+        }
     }
 
     fn close(&mut self, registry: &Registry, slot: usize) {

@@ -4,12 +4,15 @@
 //! | --- | --- |
 //! | `server.rs` | [`Server`]: listeners, accepting, events, the turn, shutdown |
 //! | `connection.rs` | a TCP connection as a [`crate::Transport`] |
+//! | `handshakes.rs` | TLS handshakes queued, a bounded number of steps per turn |
 //! | `layout.rs` | what each token of the server's share stands for |
 //! | `metrics.rs` | the `GET /metrics` endpoint: its listener and HTTP connections |
 //! | `redis.rs` | cluster mode's socket to Redis |
 //! | `listener.rs` | listening sockets with a large backlog |
 
 mod connection;
+#[cfg(feature = "tls")]
+mod handshakes;
 mod layout;
 mod listener;
 #[cfg(feature = "metrics")]
@@ -18,6 +21,8 @@ mod metrics;
 mod redis;
 mod server;
 
+#[cfg(feature = "tls")]
+pub use handshakes::HANDSHAKE_STEPS_PER_TURN;
 pub use layout::METRICS_CONNECTIONS;
 pub use listener::{LISTEN_BACKLOG, bind_listener};
 pub use server::{Server, Tokens};

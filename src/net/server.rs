@@ -11,6 +11,8 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Registry, Token};
 
 use super::connection::{Connection, Stream};
+#[cfg(feature = "tls")]
+use super::handshakes::Handshakes;
 use super::layout::{Layout, Source};
 #[cfg(feature = "metrics")]
 use super::metrics::MetricsEndpoint;
@@ -95,9 +97,11 @@ enum State {
 ///    own; `None` means the server needs no wake-up).
 /// 3. After **every** poll, also one that returned no events, call
 ///    [`Server::handle_events`] with the whole batch. It takes the events whose tokens are in
-///    its share and then does the turn's work: reads left over from a spent read budget,
-///    expired timers (login timeouts, closes, the shutdown deadline, the accept back-off), one
-///    vectored write per grown queue, and the removal of closed connections. The other events
+///    its share and then does the turn's work: the TLS handshake steps queued by earlier
+///    turns (at most `HANDSHAKE_STEPS_PER_TURN` a turn, the newly due ones included), reads
+///    left over from a spent read budget, expired timers (login timeouts, closes, the
+///    shutdown deadline, the accept back-off), one vectored write per grown queue, and the
+///    removal of closed connections. The other events
 ///    are the host's ([`Tokens::contains`] tells them apart). A host that calls it only when
 ///    events came never runs the timers; the server warns once in its log when it sees a timer
 ///    handled more than a second late.
@@ -126,6 +130,9 @@ pub struct Server {
     metrics: Option<MetricsEndpoint>,
     #[cfg(feature = "cluster")]
     redis: Option<RedisSocket>,
+    /// TLS handshakes waiting for a turn, and the turn's budget of handshake steps.
+    #[cfg(feature = "tls")]
+    handshakes: Handshakes,
     /// Set while accepting is paused after running out of descriptors or memory.
     accept_paused_until: Option<Instant>,
     /// Set from an accept that failed for lack of resources until one succeeds: the episode
@@ -182,6 +189,8 @@ impl Server {
             metrics: None,
             #[cfg(feature = "cluster")]
             redis: None,
+            #[cfg(feature = "tls")]
+            handshakes: Handshakes::default(),
             accept_paused_until: None,
             accept_starved: false,
             state: State::Running,
@@ -312,6 +321,8 @@ impl Server {
         let now = Instant::now();
         self.warn_if_late(now);
         self.counters.loop_turns += 1;
+        #[cfg(feature = "tls")]
+        self.handshakes.begin_turn(&mut self.chat, now);
         for event in events.iter() {
             self.handle_event(registry, event, now);
         }
@@ -329,6 +340,10 @@ impl Server {
             State::ShuttingDown { deadline } => Some(deadline),
         };
         if self.chat.has_unread_input() {
+            return Some(Duration::ZERO);
+        }
+        #[cfg(feature = "tls")]
+        if self.handshakes.is_pending() {
             return Some(Duration::ZERO);
         }
         #[cfg(feature = "cluster")]
@@ -414,14 +429,23 @@ impl Server {
     /// The counters now.
     pub fn stats(&self) -> Stats {
         #[cfg(feature = "metrics")]
-        let metrics_requests = self.metrics.as_ref().map_or(0, |m| m.requests);
+        let (metrics_requests, metrics_connections_evicted) = self
+            .metrics
+            .as_ref()
+            .map_or((0, 0), |m| (m.requests, m.evicted));
         #[cfg(not(feature = "metrics"))]
-        let metrics_requests = 0;
+        let (metrics_requests, metrics_connections_evicted) = (0, 0);
         Stats {
             accept_pauses: self.counters.accept_pauses,
             loop_turns: self.counters.loop_turns,
             events_handled: self.counters.events_handled,
             metrics_requests,
+            metrics_connections_evicted,
+            #[cfg(feature = "tls")]
+            tls_handshakes_deferred: self.handshakes.deferred,
+            #[cfg(feature = "tls")]
+            tls_handshake_steps_max_per_turn: u64::try_from(self.handshakes.max_steps)
+                .unwrap_or(u64::MAX),
             ..self.chat.stats()
         }
     }
@@ -440,13 +464,14 @@ impl Server {
                     self.chat.on_writable(key);
                 }
                 if event.is_readable() || event.is_read_closed() || event.is_error() {
-                    self.chat.on_readable(key, now);
+                    self.on_readable(key, now);
                 }
             }
             #[cfg(feature = "metrics")]
             Source::MetricsListener => {
+                let stats = self.stats();
                 if let Some(metrics) = &mut self.metrics {
-                    metrics.on_listener(registry, &self.layout, now);
+                    metrics.on_listener(registry, &self.layout, now, &stats);
                 }
             }
             #[cfg(feature = "metrics")]
@@ -481,8 +506,11 @@ impl Server {
             self.chat.force_close_all();
         }
         #[cfg(feature = "metrics")]
-        if let Some(metrics) = &mut self.metrics {
-            metrics.end_turn(registry, &self.layout, now);
+        if self.metrics.is_some() {
+            let stats = self.stats();
+            if let Some(metrics) = &mut self.metrics {
+                metrics.end_turn(registry, &self.layout, now, &stats);
+            }
         }
         #[cfg(feature = "cluster")]
         if let Some(redis) = &mut self.redis {
@@ -508,6 +536,10 @@ impl Server {
                 Ok(())
             },
             |key, mut connection, _| {
+                #[cfg(feature = "tls")]
+                if let Some(failure) = connection.take_tls_failure() {
+                    info!("#{key} TLS error: {failure}");
+                }
                 if let Err(e) = registry.deregister(connection.socket()) {
                     debug!("#{key} deregister failed: {e}");
                 }
@@ -622,10 +654,7 @@ impl Server {
         // Messages are batched in user space: one vectored write per connection per turn.
         let _ = stream.set_nodelay(true);
         let mut connection = match self.listeners[listener].stream(stream) {
-            Ok(stream) => Connection {
-                stream,
-                writable: false,
-            },
+            Ok(stream) => Connection::new(stream),
             Err(e) => {
                 warn!("cannot start a session for {addr}: {e}");
                 return;
@@ -638,6 +667,18 @@ impl Server {
         info!("#{key} connected from {addr}");
         let accepted = self.chat.accept(connection, now);
         debug_assert_eq!(accepted, key);
+        // A TLS session's first step (the core's read in `accept` did none).
+        #[cfg(feature = "tls")]
+        self.handshakes.on_readable(&mut self.chat, key, now);
+    }
+
+    /// `key` is readable: the core reads it, through the handshake queue while its TLS
+    /// handshake is under way.
+    fn on_readable(&mut self, key: usize, now: Instant) {
+        #[cfg(feature = "tls")]
+        self.handshakes.on_readable(&mut self.chat, key, now);
+        #[cfg(not(feature = "tls"))]
+        self.chat.on_readable(key, now);
     }
 }
 

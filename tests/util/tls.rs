@@ -62,6 +62,28 @@ pub fn files() -> &'static TlsFiles {
     })
 }
 
+/// A self-signed certificate for `localhost` and 127.0.0.1 that is marked a CA (as OpenSSL 3's
+/// `req -x509` makes them), and its key: the PEM files' paths.
+pub fn ca_marked_files() -> (PathBuf, PathBuf) {
+    static FILES: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    FILES
+        .get_or_init(|| {
+            let dir = std::env::temp_dir().join(format!("a-chat-tls-ca-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let key = KeyPair::generate().unwrap();
+            let mut params =
+                CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+                    .unwrap();
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            let cert = params.self_signed(&key).unwrap();
+            let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+            std::fs::write(&cert_path, cert.pem()).unwrap();
+            std::fs::write(&key_path, key.serialize_pem()).unwrap();
+            (cert_path, key_path)
+        })
+        .clone()
+}
+
 /// A client configuration trusting the test CA (or, with `other`, the CA that signed nothing).
 pub fn client_config(other: bool) -> Arc<ClientConfig> {
     let files = files();

@@ -111,6 +111,32 @@ pub struct ServerArgs {
     pub stats_interval: Option<Duration>,
 }
 
+/// Reports a command line that does not parse: `--help` and `--version` (and a missing
+/// subcommand's help) go out as clap writes them; an error goes to standard error as
+/// `a-chat: error: ...`, like every other error of the program, with clap's usage and tip lines,
+/// and clap's exit status (2).
+pub fn usage_error(error: &clap::Error) -> std::process::ExitCode {
+    use clap::error::ErrorKind;
+    use std::io::Write;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        error.exit();
+    }
+    let _ = write!(std::io::stderr().lock(), "{}", prefixed(error));
+    std::process::ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2))
+}
+
+/// clap's message for `error`, its own `error: ` replaced by the program's `a-chat: error: `.
+fn prefixed(error: &clap::Error) -> String {
+    let text = error.render().to_string();
+    let rest = text.strip_prefix("error: ").unwrap_or(&text);
+    format!("a-chat: error: {rest}")
+}
+
 fn parse_cluster_url(url: &str) -> Result<a_chat::ClusterConfig, String> {
     a_chat::ClusterConfig::from_url(url)
 }
@@ -123,5 +149,17 @@ mod tests {
     #[test]
     fn command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parse_errors_carry_the_program_prefix_and_the_usage() {
+        let error = Cli::try_parse_from(["a-chat", "server", "--bogus"]).unwrap_err();
+        let text = prefixed(&error);
+        assert!(
+            text.starts_with("a-chat: error: unexpected argument '--bogus'"),
+            "{text}"
+        );
+        assert!(text.contains("Usage: a-chat server"), "{text}");
+        assert_eq!(text.matches("error:").count(), 1, "{text}");
     }
 }

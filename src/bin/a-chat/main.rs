@@ -15,11 +15,14 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return cli::usage_error(&error),
+    };
     logger::init(cli.verbose, cli.quiet);
     let result = match cli.command {
         cli::Command::Server(args) => serve::run(args),
-        cli::Command::Client(args) => client::run(&args).map(|()| ExitCode::SUCCESS),
+        cli::Command::Client(args) => client::run(&args),
         cli::Command::Bench(args) => bench::main(&args),
     };
     result.unwrap_or_else(|error| {

@@ -52,6 +52,19 @@ impl ClientStream {
         }
     }
 
+    /// Whether it speaks TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, ClientStream::Tls(_))
+    }
+
+    /// Whether it is a TLS session whose handshake is not over.
+    pub fn is_handshaking(&self) -> bool {
+        match self {
+            ClientStream::Plain(_) => false,
+            ClientStream::Tls(tls) => tls.is_handshaking(),
+        }
+    }
+
     /// Whether the stream holds bytes of its own to write (TLS records).
     pub fn wants_write(&self) -> bool {
         match self {

@@ -2,14 +2,19 @@
 //! `mio` TCP stream in the server, memory in tests and the fuzzer) and is a [`Transport`]
 //! itself, so the core above it does not change. The server side serves the chat's TLS
 //! listeners; the client side serves `a-chat client --tls` and `a-chat bench --tls`. Also the
-//! loading of a certificate chain and key from PEM files.
+//! loading of a certificate chain and key from PEM files. `errors.rs` tells TLS failures as
+//! sentences.
+
+mod errors;
+
+pub use errors::{Side, TlsError};
 
 use std::fs::File;
 use std::io::{self, BufReader, IoSlice, Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
-use log::info;
+use log::debug;
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -97,6 +102,13 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
+    fn side(&self) -> Side {
+        match self {
+            Session::Server(_) => Side::Server,
+            Session::Client(_) => Side::Client,
+        }
+    }
+
     fn is_handshaking(&self) -> bool {
         match self {
             Session::Server(session) => session.is_handshaking(),
@@ -163,6 +175,8 @@ pub struct TlsTransport<S> {
     write_side: WriteSide,
     /// A write found the handshake under way: once it is over, `wants_write` says so.
     write_waits_for_handshake: bool,
+    /// The error the session failed with, until [`TlsTransport::take_failure`] takes it.
+    failure: Option<TlsError>,
 }
 
 impl<S: Transport> TlsTransport<S> {
@@ -199,6 +213,7 @@ impl<S: Transport> TlsTransport<S> {
             peer_closed: false,
             write_side: WriteSide::Open,
             write_waits_for_handshake: false,
+            failure: None,
         }
     }
 
@@ -215,6 +230,11 @@ impl<S: Transport> TlsTransport<S> {
     /// Whether the handshake is still under way.
     pub fn is_handshaking(&self) -> bool {
         self.session.is_handshaking()
+    }
+
+    /// The error the session failed with, once (for the log line that names the connection).
+    pub fn take_failure(&mut self) -> Option<TlsError> {
+        self.failure.take()
     }
 
     /// Runs the session on what `incoming` holds until it needs the stream (more bytes, or
@@ -237,15 +257,36 @@ impl<S: Transport> TlsTransport<S> {
                     &mut want,
                 ),
             };
-            let (discard, step) = handled.map_err(|error| {
-                info!("TLS error: {error}");
-                io::Error::new(io::ErrorKind::InvalidData, error)
-            })?;
+            let (discard, step) = match handled {
+                Ok(handled) => handled,
+                Err(error) => return Err(self.fail(error)),
+            };
             self.incoming.drain(..discard);
             if let Some(step) = step {
                 return Ok(step);
             }
         }
+    }
+
+    /// The session failed with `error`: it is kept (for the log line that names the
+    /// connection) and returned as `InvalidData`. (The fatal alert rustls may have queued is
+    /// not asked for: asking the failed session again can trip rustls's own assertions.) A
+    /// server whose client's first bytes were not TLS at all answers with a plaintext fatal
+    /// `decode_error` alert, as far as the stream takes it now, so that a plain client on a TLS
+    /// port sees a TLS record rather than silence.
+    fn fail(&mut self, error: rustls::Error) -> io::Error {
+        debug!("TLS error: {error}");
+        let side = self.session.side();
+        if side == Side::Server
+            && self.session.is_handshaking()
+            && matches!(error, rustls::Error::InvalidMessage(_))
+        {
+            // Alert (21), TLS 1.2 record version, length 2, fatal (2), decode_error (50).
+            let _ = self.io.write(&[21, 3, 3, 0, 2, 2, 50]);
+        }
+        let failure = TlsError { error, side };
+        self.failure = Some(failure.clone());
+        io::Error::new(io::ErrorKind::InvalidData, failure)
     }
 
     /// Reads more TLS bytes from the stream; `Ok(0)` at its end. When the stream has nothing
