@@ -6,12 +6,14 @@
 //!
 //! | file | owns |
 //! | --- | --- |
-//! | `link.rs` | the link to Redis: connection, requests and replies, batches, the hold, events |
+//! | `link.rs` | the link to Redis: its lifecycle, the bytes from Redis, the deadline on its answers; its parts in `link/` (state, requests, replies, hold, batches, errors) |
+//! | `events.rs` | what the link and the core say to each other: `Who`, the answers, the events |
 //! | `scripts.rs` | the Lua scripts, and the keys and channels in Redis |
 //! | `records.rs` | the records nodes send each other |
 //! | `route_batch.rs` | the records of one route batch, and their destinations |
 //! | `resp.rs` | RESP3 encoding and decoding through `redis-protocol`, each reply framed first by a bounded, resumable scanner |
 
+mod events;
 mod link;
 pub(crate) mod records;
 mod resp;
@@ -21,7 +23,8 @@ mod scripts;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-pub(crate) use link::{Claimed, ClusterLink, Event, Undelivered, Who};
+pub(crate) use events::{Claimed, Event, Undelivered, Who};
+pub(crate) use link::ClusterLink;
 
 /// How a server joins a cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 //! record is cut short, whatever its length (the core routes only valid names here, but this
 //! file does not rely on it).
 
-use super::link::Who;
+use super::events::Who;
 use super::records;
 use super::resp;
 use super::scripts;
@@ -95,17 +95,21 @@ impl RouteBatch {
         })
     }
 
-    /// Cuts the batch into batches of about `max` destinations (never splitting a record),
-    /// each copied once.
-    pub(crate) fn into_chunks(self, max: usize) -> Vec<RouteBatch> {
-        if self.dests.len() <= max {
+    /// Cuts the batch into batches of about `max` destinations and at most `max_bytes` of
+    /// records (never splitting a record: a record alone may pass `max_bytes`), each copied
+    /// once.
+    pub(crate) fn into_chunks(self, max: usize, max_bytes: usize) -> Vec<RouteBatch> {
+        if self.dests.len() <= max && self.records.len() <= max_bytes {
             return vec![RouteBatch { open: None, ..self }];
         }
         let mut chunks = Vec::new();
         let (mut record, mut dest, mut base) = (0, 0, 0);
         while record < self.ends.len() {
             let (first_record, first_dest) = (record, dest);
-            while record < self.ends.len() && dest - first_dest < max {
+            while record < self.ends.len()
+                && dest - first_dest < max
+                && (record == first_record || self.ends[record].0 - base <= max_bytes)
+            {
                 dest += self.ends[record].1;
                 record += 1;
             }
@@ -212,7 +216,7 @@ mod tests {
             .chain([(who(2), names[2].as_str())])
             .collect();
         assert_eq!(dests, expected);
-        let chunks = batch.into_chunks(2);
+        let chunks = batch.into_chunks(2, usize::MAX);
         let again: Vec<String> = chunks
             .iter()
             .flat_map(|chunk| chunk.dests().map(|(_, name)| name.to_string()))
@@ -247,7 +251,7 @@ mod tests {
             .dests()
             .map(|(who, name)| (who, name.to_string()))
             .collect();
-        let chunks = batch.into_chunks(7);
+        let chunks = batch.into_chunks(7, usize::MAX);
         // 7 destinations do not end a record: a chunk takes the whole of its last record.
         assert_eq!(
             chunks
