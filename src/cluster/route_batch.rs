@@ -272,4 +272,36 @@ mod tests {
         );
         assert_eq!(chunks[3].ends, [(33, 3)]);
     }
+
+    #[test]
+    fn chunks_are_cut_by_bytes_too_never_inside_a_record() {
+        let mut batch = RouteBatch::default();
+        for line in 0..10 {
+            let text = format!("{line}{}", "x".repeat(99));
+            batch.push("n1", who(line), "alice", "bob", &text);
+        }
+        let all: Vec<_> = batch
+            .dests()
+            .map(|(who, name)| (who, name.to_string()))
+            .collect();
+        // Records of 116 bytes, at most 300 bytes a chunk: two records each.
+        let chunks = batch.into_chunks(512, 300);
+        assert_eq!(chunks.len(), 5);
+        for chunk in &chunks {
+            assert_eq!(chunk.bytes(), 2 * 116);
+            assert!(chunk.records.ends_with(b"\n"));
+        }
+        let again: Vec<_> = chunks
+            .iter()
+            .flat_map(|chunk| chunk.dests().map(|(who, name)| (who, name.to_string())))
+            .collect();
+        assert_eq!(again, all);
+        // A record larger than the bound goes alone.
+        let mut batch = RouteBatch::default();
+        batch.push("n1", who(1), "alice", "bob", &"y".repeat(500));
+        batch.push("n1", who(2), "erin", "bob", "hi");
+        let chunks = batch.into_chunks(512, 300);
+        assert_eq!(chunks.len(), 2);
+        assert_eq!(chunks[0].dest_count(), 1);
+    }
 }

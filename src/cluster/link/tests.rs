@@ -392,3 +392,55 @@ fn a_recovery_window_is_counted_once_and_ends_on_time() {
     assert!(!link.stats.recovering);
     assert_eq!(link.stats.recovery_windows, 2);
 }
+
+#[test]
+fn a_reply_of_the_wrong_shape_is_told_in_a_sentence() {
+    let now = Instant::now();
+    let mut link = joined(now);
+    let error = link.on_input(b":42\r\n", now).unwrap_err().to_string();
+    assert_eq!(error, "a reply no request waits for (an integer)");
+    let mut link = joined(now);
+    assert!(link.claim(who(1), "alice".into()));
+    assert!(link.claim(who(2), "bob".into()));
+    link.flush();
+    let error = link.on_input(b"$2\r\nno\r\n", now).unwrap_err().to_string();
+    assert_eq!(
+        error,
+        "an unexpected reply to a claim of 2 names (a string of 2 bytes)"
+    );
+    let mut link = joined(now);
+    assert!(link.claim(who(1), "alice".into()));
+    link.flush();
+    let error = link.on_input(b"*1\r\n:1\r\n*3\r\n:1\r\n:2\r\n:3\r\n", now);
+    assert_eq!(
+        error.map_err(|e| e.to_string()),
+        Err("a reply no request waits for (an array of 3 integers)".to_string())
+    );
+}
+
+#[test]
+fn a_route_batch_holds_at_most_a_few_mib_of_records() {
+    let now = Instant::now();
+    let mut link = joined(now);
+    // 300 destinations, each with a text of its own of 33 KiB (a large `--max-line`): about
+    // 10 MiB of records, which in one script run would be one publish of 10 MiB to their node.
+    let text = "x".repeat(33 * 1024);
+    for i in 0..300 {
+        assert!(link.route(who(i), &format!("s{i}"), &format!("p{i}"), &text));
+    }
+    link.flush();
+    let sent = commands(&mut link);
+    let route = script_shas()[scripts::ROUTE_INDEX];
+    let mut dests = 0;
+    for command in sent.iter().filter(|c| c[1] == route) {
+        let keys: usize = command[2].parse().unwrap();
+        dests += keys;
+        let records = &command[3 + keys];
+        assert!(
+            records.len() <= 4 << 20,
+            "{} bytes of records in one EVALSHA",
+            records.len()
+        );
+    }
+    assert_eq!(dests, 300);
+}
