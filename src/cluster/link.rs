@@ -1,15 +1,8 @@
 //! A node's link to Redis, without IO: the connection's life ([`State`]: connect, back-off,
 //! handshake, joined, leave), the bytes from Redis framed and decoded, the deadline on Redis's
-//! answers (a third of the TTL), and the parts that do the rest, each in its own file:
-//!
-//! | file | owns |
-//! | --- | --- |
-//! | `link/state.rs` | the lifecycles: the connection's [`State`], the [`Hold`], a recovery window |
-//! | `link/requests.rs` | the requests waiting for their replies, and how a log names them |
-//! | `link/replies.rs` | each kind of reply matched to its request, and turned into events |
-//! | `link/hold.rs` | the hold's renewals, their answers, its lapse, the recovery windows |
-//! | `link/batches.rs` | the turn's batches (releases, claims, routes, bounces) encoded into one write |
-//! | `link/error.rs` | why the link is broken ([`LinkError`]), in sentences |
+//! answers (a third of the TTL). Its parts, each in its own file under `link/` (the table of
+//! `src/cluster/mod.rs`), do the rest: the lifecycles ([`State`], [`Hold`]), the requests and
+//! their replies, the hold, the turn's batches, and why a link breaks ([`LinkError`]).
 
 mod batches;
 mod error;
