@@ -475,3 +475,29 @@ fn a_client_that_half_closes_at_once_gets_its_cluster_notices() {
     assert!(status.success());
     assert_eq!(reading.join().unwrap(), "error: no such peer: zed\n");
 }
+
+#[test]
+fn reconnected_is_logged_once_the_link_has_joined_not_when_tcp_connects() {
+    let redis = RedisServer::start();
+    let proxy = RedisProxy::start(redis.addr);
+    let a = node(&proxy.url(), &["-v"]);
+    let connects = || a.stderr().matches("cluster: connected to").count();
+    proxy.wait_for_connections(1);
+    // The line goes silent and is cut: the node connects again through the proxy, and its
+    // handshake hangs in the silence.
+    proxy.blackhole(true);
+    proxy.cut();
+    a.wait_for_log("cluster: lost the connection to Redis");
+    proxy.wait_for_connections(2);
+    eventually("a connects again over TCP", || {
+        (connects() >= 2).then_some(())
+    });
+    assert!(
+        !a.stderr().contains("cluster: reconnected to Redis"),
+        "{}",
+        a.stderr()
+    );
+    // The handshake is answered: now the node has reconnected.
+    proxy.blackhole(false);
+    a.wait_for_log("cluster: reconnected to Redis");
+}

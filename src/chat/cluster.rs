@@ -158,7 +158,7 @@ impl<T: Transport> Chat<T> {
         link.check_lapse(now);
         let result = link.on_input(bytes, now);
         self.apply_cluster_events(now);
-        result
+        result.map_err(|e| e.to_string())
     }
 
     /// The connection to Redis broke (or could not be made).

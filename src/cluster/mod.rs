@@ -6,12 +6,20 @@
 //!
 //! | file | owns |
 //! | --- | --- |
-//! | `link.rs` | the link to Redis: connection, requests and replies, batches, the hold, events |
+//! | `link.rs` | the link to Redis: its lifecycle driven, the bytes from Redis framed, the deadline on its answers |
+//! | `link/state.rs` | the link's lifecycles: the connection's `State`, the node's `Hold`, a recovery window |
+//! | `link/requests.rs` | the requests waiting for their replies, and how a log line names them |
+//! | `link/replies.rs` | each kind of reply matched to its request and turned into events |
+//! | `link/hold.rs` | the hold's renewals and their answers, its lapse, the recovery windows |
+//! | `link/batches.rs` | the turn's releases, claims, routes and bounces, encoded into one write |
+//! | `link/error.rs` | why a link breaks (`LinkError`), in the sentences the log prints |
+//! | `events.rs` | what the link and the core say to each other: `Who`, the answers, the events |
 //! | `scripts.rs` | the Lua scripts, and the keys and channels in Redis |
 //! | `records.rs` | the records nodes send each other |
 //! | `route_batch.rs` | the records of one route batch, and their destinations |
 //! | `resp.rs` | RESP3 encoding and decoding through `redis-protocol`, each reply framed first by a bounded, resumable scanner |
 
+mod events;
 mod link;
 pub(crate) mod records;
 mod resp;
@@ -21,7 +29,8 @@ mod scripts;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-pub(crate) use link::{Claimed, ClusterLink, Event, Undelivered, Who};
+pub(crate) use events::{Claimed, Event, Undelivered, Who};
+pub(crate) use link::ClusterLink;
 
 /// How a server joins a cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]

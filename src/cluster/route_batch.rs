@@ -5,7 +5,7 @@
 //! record is cut short, whatever its length (the core routes only valid names here, but this
 //! file does not rely on it).
 
-use super::link::Who;
+use super::events::Who;
 use super::records;
 use super::resp;
 use super::scripts;
@@ -95,17 +95,21 @@ impl RouteBatch {
         })
     }
 
-    /// Cuts the batch into batches of about `max` destinations (never splitting a record),
-    /// each copied once.
-    pub(crate) fn into_chunks(self, max: usize) -> Vec<RouteBatch> {
-        if self.dests.len() <= max {
+    /// Cuts the batch into batches of about `max` destinations and at most `max_bytes` of
+    /// records (never splitting a record: a record alone may pass `max_bytes`), each copied
+    /// once.
+    pub(crate) fn into_chunks(self, max: usize, max_bytes: usize) -> Vec<RouteBatch> {
+        if self.dests.len() <= max && self.records.len() <= max_bytes {
             return vec![RouteBatch { open: None, ..self }];
         }
         let mut chunks = Vec::new();
         let (mut record, mut dest, mut base) = (0, 0, 0);
         while record < self.ends.len() {
             let (first_record, first_dest) = (record, dest);
-            while record < self.ends.len() && dest - first_dest < max {
+            while record < self.ends.len()
+                && dest - first_dest < max
+                && (record == first_record || self.ends[record].0 - base <= max_bytes)
+            {
                 dest += self.ends[record].1;
                 record += 1;
             }
@@ -212,7 +216,7 @@ mod tests {
             .chain([(who(2), names[2].as_str())])
             .collect();
         assert_eq!(dests, expected);
-        let chunks = batch.into_chunks(2);
+        let chunks = batch.into_chunks(2, usize::MAX);
         let again: Vec<String> = chunks
             .iter()
             .flat_map(|chunk| chunk.dests().map(|(_, name)| name.to_string()))
@@ -247,7 +251,7 @@ mod tests {
             .dests()
             .map(|(who, name)| (who, name.to_string()))
             .collect();
-        let chunks = batch.into_chunks(7);
+        let chunks = batch.into_chunks(7, usize::MAX);
         // 7 destinations do not end a record: a chunk takes the whole of its last record.
         assert_eq!(
             chunks
@@ -267,5 +271,37 @@ mod tests {
                 .starts_with(b"M,n1,alice,bob:carol:dave,line 3\n")
         );
         assert_eq!(chunks[3].ends, [(33, 3)]);
+    }
+
+    #[test]
+    fn chunks_are_cut_by_bytes_too_never_inside_a_record() {
+        let mut batch = RouteBatch::default();
+        for line in 0..10 {
+            let text = format!("{line}{}", "x".repeat(99));
+            batch.push("n1", who(line), "alice", "bob", &text);
+        }
+        let all: Vec<_> = batch
+            .dests()
+            .map(|(who, name)| (who, name.to_string()))
+            .collect();
+        // Records of 116 bytes, at most 300 bytes a chunk: two records each.
+        let chunks = batch.into_chunks(512, 300);
+        assert_eq!(chunks.len(), 5);
+        for chunk in &chunks {
+            assert_eq!(chunk.bytes(), 2 * 116);
+            assert!(chunk.records.ends_with(b"\n"));
+        }
+        let again: Vec<_> = chunks
+            .iter()
+            .flat_map(|chunk| chunk.dests().map(|(who, name)| (who, name.to_string())))
+            .collect();
+        assert_eq!(again, all);
+        // A record larger than the bound goes alone.
+        let mut batch = RouteBatch::default();
+        batch.push("n1", who(1), "alice", "bob", &"y".repeat(500));
+        batch.push("n1", who(2), "erin", "bob", "hi");
+        let chunks = batch.into_chunks(512, 300);
+        assert_eq!(chunks.len(), 2);
+        assert_eq!(chunks[0].dest_count(), 1);
     }
 }
