@@ -17,7 +17,7 @@
 //! | `scripts.rs` | the Lua scripts, and the keys and channels in Redis |
 //! | `records.rs` | the records nodes send each other |
 //! | `route_batch.rs` | the records of one route batch, and their destinations |
-//! | `resp.rs` | RESP3 encoding and decoding through `redis-protocol`, each reply framed first by a bounded, resumable scanner |
+//! | `resp/` | RESP3 encoding and decoding through `redis-protocol` (`mod.rs`), each reply framed first by a bounded, resumable scanner (`scanner.rs`) |
 
 mod events;
 mod link;
