@@ -334,11 +334,9 @@ impl Server {
     /// `None` for as long as it likes (always, once finished), zero when it has work left
     /// from this turn.
     pub fn timeout(&self) -> Option<Duration> {
-        let shutdown_deadline = match self.state {
-            State::Finished => return None,
-            State::Running => None,
-            State::ShuttingDown { deadline } => Some(deadline),
-        };
+        if self.state == State::Finished {
+            return None;
+        }
         if self.chat.has_unread_input() {
             return Some(Duration::ZERO);
         }
@@ -355,11 +353,26 @@ impl Server {
             return Some(Duration::ZERO);
         }
         let now = Instant::now();
+        let next = self.next_deadline(now)?;
+        Some(next.saturating_duration_since(now))
+    }
+
+    /// The earliest of every deadline the server keeps: the core's timers, the accept
+    /// back-off, the shutdown deadline and the metrics endpoint's. [`Server::timeout`] sleeps
+    /// until it; the late-timer warning measures against it.
+    fn next_deadline(&self, now: Instant) -> Option<Instant> {
+        let shutdown_deadline = match self.state {
+            State::ShuttingDown { deadline } => Some(deadline),
+            State::Running | State::Finished => None,
+        };
         #[cfg(feature = "metrics")]
         let metrics = self.metrics.as_ref().and_then(|m| m.next_deadline(now));
         #[cfg(not(feature = "metrics"))]
-        let metrics = None;
-        let next = [
+        let metrics = {
+            let _ = now;
+            None
+        };
+        [
             self.chat.next_deadline(),
             self.accept_paused_until,
             shutdown_deadline,
@@ -367,8 +380,7 @@ impl Server {
         ]
         .into_iter()
         .flatten()
-        .min()?;
-        Some(next.saturating_duration_since(now))
+        .min()
     }
 
     /// Starts the graceful shutdown: the listeners are deregistered and closed, what already
@@ -585,7 +597,7 @@ impl Server {
         if self.warned_late {
             return;
         }
-        if let Some(due) = self.chat.next_deadline()
+        if let Some(due) = self.next_deadline(now)
             && now.saturating_duration_since(due) > LATE
             && self.turn_ended.is_none_or(|ended| ended < due)
         {
