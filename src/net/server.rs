@@ -20,6 +20,7 @@ use super::metrics::MetricsEndpoint;
 use super::redis::RedisSocket;
 use crate::chat::Chat;
 use crate::config::Config;
+use crate::io_errors::{interrupted, would_block};
 use crate::stats::Stats;
 #[cfg(feature = "tls")]
 use crate::tls::TlsTransport;
@@ -623,8 +624,8 @@ impl Server {
                         }
                         self.admit(registry, index, stream, addr, now);
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if would_block(&e) => break,
+                    Err(e) if interrupted(&e) => {}
                     Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
                     Err(e) if out_of_resources(&e) => {
                         if !std::mem::replace(&mut self.accept_starved, true) {

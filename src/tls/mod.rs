@@ -23,6 +23,7 @@ use rustls::unbuffered::{
 };
 
 use crate::chat::Transport;
+use crate::io_errors::{interrupted, would_block};
 
 /// The rustls this module uses, for hosts that build their configurations with it.
 pub use rustls;
@@ -310,7 +311,7 @@ impl<S: Transport> TlsTransport<S> {
                 match self.io.write(&self.outgoing[self.sent..]) {
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                     Ok(n) => self.sent += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if interrupted(&e) => {}
                     Err(e) => return Err(e),
                 }
             }
@@ -337,7 +338,7 @@ impl<S: Transport> TlsTransport<S> {
     /// [`TlsTransport::push`], with `WouldBlock` meaning "the rest later".
     fn push_what_fits(&mut self) -> io::Result<()> {
         match self.push() {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            Err(e) if would_block(&e) => Ok(()),
             other => other,
         }
     }
@@ -611,7 +612,7 @@ mod tests {
             match end.read(&mut buf) {
                 Ok(0) => return out,
                 Ok(n) => out.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return out,
+                Err(e) if would_block(&e) => return out,
                 Err(e) => panic!("{e}"),
             }
         }
