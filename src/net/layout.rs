@@ -4,7 +4,7 @@
 
 use mio::Token;
 
-use super::server::Tokens;
+use super::tokens::Tokens;
 
 /// Connections the metrics endpoint serves at once; more are closed as they are accepted.
 /// They do not count against `max_conns`.

@@ -8,7 +8,8 @@
 //! | `layout.rs` | what each token of the server's share stands for |
 //! | `metrics.rs` | the `GET /metrics` endpoint: its listener and HTTP connections |
 //! | `redis.rs` | cluster mode's socket to Redis |
-//! | `listener.rs` | listening sockets with a large backlog |
+//! | `listener.rs` | listening sockets: binding them with a large backlog, and each one's TLS configuration |
+//! | `tokens.rs` | [`Tokens`]: the share of the host's tokens |
 
 mod connection;
 #[cfg(feature = "tls")]
@@ -20,9 +21,11 @@ mod metrics;
 #[cfg(feature = "cluster")]
 mod redis;
 mod server;
+mod tokens;
 
 #[cfg(feature = "tls")]
 pub use handshakes::HANDSHAKE_STEPS_PER_TURN;
 pub use layout::METRICS_CONNECTIONS;
 pub use listener::{LISTEN_BACKLOG, bind_listener};
-pub use server::{Server, Tokens};
+pub use server::Server;
+pub use tokens::Tokens;

@@ -8,22 +8,22 @@ use std::time::{Duration, Instant};
 use log::{debug, info, warn};
 use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Registry, Token};
+use mio::{Events, Interest, Registry};
 
-use super::connection::{Connection, Stream};
+use super::connection::Connection;
 #[cfg(feature = "tls")]
 use super::handshakes::Handshakes;
 use super::layout::{Layout, Source};
+use super::listener::{Listener, bind_listener};
 #[cfg(feature = "metrics")]
 use super::metrics::MetricsEndpoint;
 #[cfg(feature = "cluster")]
 use super::redis::RedisSocket;
+use super::tokens::Tokens;
 use crate::chat::Chat;
 use crate::config::Config;
 use crate::io_errors::{interrupted, would_block};
 use crate::stats::Stats;
-#[cfg(feature = "tls")]
-use crate::tls::TlsTransport;
 
 /// How long accepting pauses after the process or system ran out of file descriptors or memory.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -31,50 +31,6 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// A timer handled this much later than it was due means the host does not call
 /// [`Server::handle_events`] after every poll: it is warned once.
 const LATE: Duration = Duration::from_secs(1);
-
-/// The share of a `Poll`'s tokens the server may use: `count` tokens from `first` on.
-///
-/// The listeners take the first tokens, in the order given; then the metrics endpoint, when
-/// it has one (17 tokens); the rest are for connections. The server never registers, matches
-/// or reuses a token outside its share.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Tokens {
-    /// The first token of the share.
-    pub first: Token,
-    /// How many tokens the share holds.
-    pub count: usize,
-}
-
-impl Tokens {
-    /// Whether `token` is in the share.
-    pub fn contains(&self, token: Token) -> bool {
-        token
-            .0
-            .checked_sub(self.first.0)
-            .is_some_and(|index| index < self.count)
-    }
-}
-
-/// A listening socket, and the TLS configuration of the connections it accepts.
-#[derive(Debug)]
-struct Listener {
-    /// `None` once closed by the shutdown.
-    socket: Option<TcpListener>,
-    #[cfg(feature = "tls")]
-    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
-}
-
-impl Listener {
-    /// An accepted stream as this listener's connections speak: plain, or a TLS session.
-    fn stream(&self, stream: TcpStream) -> io::Result<Stream> {
-        #[cfg(feature = "tls")]
-        if let Some(config) = &self.tls {
-            let session = TlsTransport::server(config.clone(), stream)?;
-            return Ok(Stream::Tls(Box::new(session)));
-        }
-        Ok(Stream::Plain(stream))
-    }
-}
 
 /// Where the server is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,7 +163,7 @@ impl Server {
     pub fn bind(config: Config, addrs: &[SocketAddr], tokens: Tokens) -> io::Result<Server> {
         let listeners = addrs
             .iter()
-            .map(|&addr| crate::bind_listener(addr))
+            .map(|&addr| bind_listener(addr))
             .collect::<io::Result<Vec<_>>>()?;
         Server::new(config, listeners, tokens)
     }
