@@ -55,13 +55,7 @@ pub fn client_config(ca: Option<&Path>) -> io::Result<Arc<ClientConfig>> {
             roots.add_parsable_certificates(found.certs);
         }
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(io::Error::other)?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+    a_chat::tls::client_config(roots).map_err(io::Error::other)
 }
 
 /// The name to check the certificate against: the host part of `addr` (`HOST:PORT`,
