@@ -86,6 +86,11 @@ pub(super) struct MetricsEndpoint {
 }
 
 impl MetricsEndpoint {
+    /// Requests answered, and connections evicted.
+    pub(super) fn counts(&self) -> (u64, u64) {
+        (self.requests, self.evicted)
+    }
+
     pub(super) fn new(listener: TcpListener) -> io::Result<Self> {
         Ok(MetricsEndpoint {
             addr: listener.local_addr()?,

@@ -8,6 +8,7 @@
 //! | `layout.rs` | what each token of the server's share stands for |
 //! | `metrics.rs` | the `GET /metrics` endpoint: its listener and HTTP connections |
 //! | `redis.rs` | cluster mode's socket to Redis |
+//! | `sources.rs` | the optional sources (TLS handshakes, metrics, Redis) or their stand-ins when their feature is off |
 //! | `listener.rs` | listening sockets: binding them with a large backlog, and each one's TLS configuration |
 //! | `tokens.rs` | [`Tokens`]: the share of the host's tokens |
 
@@ -21,6 +22,7 @@ mod metrics;
 #[cfg(feature = "cluster")]
 mod redis;
 mod server;
+mod sources;
 mod tokens;
 
 #[cfg(feature = "tls")]

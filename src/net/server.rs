@@ -11,14 +11,9 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Registry};
 
 use super::connection::Connection;
-#[cfg(feature = "tls")]
-use super::handshakes::Handshakes;
 use super::layout::{Layout, Source};
 use super::listener::{Listener, bind_listener};
-#[cfg(feature = "metrics")]
-use super::metrics::MetricsEndpoint;
-#[cfg(feature = "cluster")]
-use super::redis::RedisSocket;
+use super::sources::{Handshakes, MetricsEndpoint, RedisSocket};
 use super::tokens::Tokens;
 use crate::chat::Chat;
 use crate::config::Config;
@@ -83,12 +78,9 @@ pub struct Server {
     /// The TLS listeners' addresses, likewise.
     tls_addrs: Vec<SocketAddr>,
     layout: Layout,
-    #[cfg(feature = "metrics")]
     metrics: Option<MetricsEndpoint>,
-    #[cfg(feature = "cluster")]
     redis: Option<RedisSocket>,
     /// TLS handshakes waiting for a turn, and the turn's budget of handshake steps.
-    #[cfg(feature = "tls")]
     handshakes: Handshakes,
     /// Set while accepting is paused after running out of descriptors or memory.
     accept_paused_until: Option<Instant>,
@@ -142,11 +134,8 @@ impl Server {
             addrs,
             tls_addrs: Vec::new(),
             layout,
-            #[cfg(feature = "metrics")]
             metrics: None,
-            #[cfg(feature = "cluster")]
             redis: None,
-            #[cfg(feature = "tls")]
             handshakes: Handshakes::default(),
             accept_paused_until: None,
             accept_starved: false,
@@ -245,11 +234,7 @@ impl Server {
 
     /// The metrics endpoint's address, with the port actually bound, if it has one.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        #[cfg(feature = "metrics")]
-        if let Some(metrics) = &self.metrics {
-            return Some(metrics.local_addr());
-        }
-        None
+        self.metrics.as_ref().map(MetricsEndpoint::local_addr)
     }
 
     /// Registers the listeners (and the metrics endpoint's). Call once, before the first poll.
@@ -261,7 +246,6 @@ impl Server {
                 registry.register(listener, token, Interest::READABLE)?;
             }
         }
-        #[cfg(feature = "metrics")]
         if let Some(metrics) = &mut self.metrics {
             metrics.register(registry, &self.layout)?;
         }
@@ -278,7 +262,6 @@ impl Server {
         let now = Instant::now();
         self.warn_if_late(now);
         self.counters.loop_turns += 1;
-        #[cfg(feature = "tls")]
         self.handshakes.begin_turn(&mut self.chat, now);
         for event in events.iter() {
             self.handle_event(registry, event, now);
@@ -297,15 +280,11 @@ impl Server {
         if self.chat.has_unread_input() {
             return Some(Duration::ZERO);
         }
-        #[cfg(feature = "tls")]
-        if self.handshakes.is_pending() {
-            return Some(Duration::ZERO);
-        }
-        #[cfg(feature = "cluster")]
-        if self
-            .redis
-            .as_ref()
-            .is_some_and(RedisSocket::has_unread_input)
+        if self.handshakes.is_pending()
+            || self
+                .redis
+                .as_ref()
+                .is_some_and(RedisSocket::has_unread_input)
         {
             return Some(Duration::ZERO);
         }
@@ -322,13 +301,7 @@ impl Server {
             State::ShuttingDown { deadline } => Some(deadline),
             State::Running | State::Finished => None,
         };
-        #[cfg(feature = "metrics")]
         let metrics = self.metrics.as_ref().and_then(|m| m.next_deadline(now));
-        #[cfg(not(feature = "metrics"))]
-        let metrics = {
-            let _ = now;
-            None
-        };
         [
             self.chat.next_deadline(),
             self.accept_paused_until,
@@ -358,7 +331,6 @@ impl Server {
                 let _ = registry.deregister(&mut socket);
             }
         }
-        #[cfg(feature = "metrics")]
         if let Some(metrics) = &mut self.metrics {
             metrics.close_all(registry);
         }
@@ -397,13 +369,10 @@ impl Server {
 
     /// The counters now.
     pub fn stats(&self) -> Stats {
-        #[cfg(feature = "metrics")]
         let (metrics_requests, metrics_connections_evicted) = self
             .metrics
             .as_ref()
-            .map_or((0, 0), |m| (m.requests, m.evicted));
-        #[cfg(not(feature = "metrics"))]
-        let (metrics_requests, metrics_connections_evicted) = (0, 0);
+            .map_or((0, 0), MetricsEndpoint::counts);
         Stats {
             accept_pauses: self.counters.accept_pauses,
             loop_turns: self.counters.loop_turns,
@@ -436,21 +405,18 @@ impl Server {
                     self.on_readable(key, now);
                 }
             }
-            #[cfg(feature = "metrics")]
             Source::MetricsListener => {
                 let stats = self.stats();
                 if let Some(metrics) = &mut self.metrics {
                     metrics.on_listener(registry, &self.layout, now, &stats);
                 }
             }
-            #[cfg(feature = "metrics")]
             Source::MetricsConnection(slot) => {
                 let stats = self.stats();
                 if let Some(metrics) = &mut self.metrics {
                     metrics.on_connection(registry, slot, &stats);
                 }
             }
-            #[cfg(feature = "cluster")]
             Source::Redis => {
                 if let Some(redis) = &mut self.redis {
                     redis.on_event(registry, event, &mut self.chat, now);
@@ -474,14 +440,12 @@ impl Server {
             warn!("shutdown timeout passed: closing the remaining connections");
             self.chat.force_close_all();
         }
-        #[cfg(feature = "metrics")]
         if self.metrics.is_some() {
             let stats = self.stats();
             if let Some(metrics) = &mut self.metrics {
                 metrics.end_turn(registry, &self.layout, now, &stats);
             }
         }
-        #[cfg(feature = "cluster")]
         if let Some(redis) = &mut self.redis {
             redis.before_turn_end(registry, &self.layout, &mut self.chat, now);
         }
@@ -517,12 +481,10 @@ impl Server {
         if self.state != State::Running && self.chat.is_empty() {
             self.leave_cluster();
         }
-        #[cfg(feature = "cluster")]
         if let Some(redis) = &mut self.redis {
             redis.after_turn_end(registry, &self.layout, &mut self.chat, now);
         }
         if self.state != State::Running && self.chat.is_empty() && self.has_left_cluster() {
-            #[cfg(feature = "cluster")]
             if let Some(redis) = &mut self.redis {
                 redis.close(registry);
             }
@@ -636,18 +598,13 @@ impl Server {
         info!("#{key} connected from {addr}");
         let accepted = self.chat.accept(connection, now);
         debug_assert_eq!(accepted, key);
-        // A TLS session's first step (the core's read in `accept` did none).
-        #[cfg(feature = "tls")]
-        self.handshakes.on_readable(&mut self.chat, key, now);
+        self.handshakes.on_accepted(&mut self.chat, key, now);
     }
 
     /// `key` is readable: the core reads it, through the handshake queue while its TLS
     /// handshake is under way.
     fn on_readable(&mut self, key: usize, now: Instant) {
-        #[cfg(feature = "tls")]
         self.handshakes.on_readable(&mut self.chat, key, now);
-        #[cfg(not(feature = "tls"))]
-        self.chat.on_readable(key, now);
     }
 }
 
