@@ -49,6 +49,15 @@ pub(super) struct Listener {
 }
 
 impl Listener {
+    /// A listener of plain connections.
+    pub(super) fn plain(socket: TcpListener) -> Listener {
+        Listener {
+            socket: Some(socket),
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
+    }
+
     /// An accepted stream as this listener's connections speak: plain, or a TLS session.
     pub(super) fn stream(&self, stream: TcpStream) -> io::Result<Stream> {
         #[cfg(feature = "tls")]

@@ -249,3 +249,18 @@ impl RedisSocket {
         chat.on_cluster_disconnected(now);
     }
 }
+
+/// A node ID for this server: unique enough among the nodes of one cluster (the process, the
+/// time it started, the address it serves).
+pub(super) fn node_id(addr: Option<&SocketAddr>) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    if let Ok(since) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        hasher.write_u128(since.as_nanos());
+    }
+    if let Some(addr) = addr {
+        hasher.write(addr.to_string().as_bytes());
+    }
+    format!("{:016x}", hasher.finish())
+}

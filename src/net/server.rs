@@ -115,19 +115,12 @@ impl Server {
             metrics: false,
             redis: false,
         };
-        check_share(&layout, config.max_conns)?;
+        layout.check_share(config.max_conns)?;
         let addrs = listeners
             .iter()
             .map(TcpListener::local_addr)
             .collect::<io::Result<Vec<_>>>()?;
-        let listeners = listeners
-            .into_iter()
-            .map(|socket| Listener {
-                socket: Some(socket),
-                #[cfg(feature = "tls")]
-                tls: None,
-            })
-            .collect();
+        let listeners = listeners.into_iter().map(Listener::plain).collect();
         Ok(Server {
             chat: Chat::new(config),
             listeners,
@@ -179,7 +172,7 @@ impl Server {
         config: std::sync::Arc<rustls::ServerConfig>,
     ) -> io::Result<Server> {
         self.layout.listeners += 1;
-        check_share(&self.layout, self.chat.config().max_conns)?;
+        self.layout.check_share(self.chat.config().max_conns)?;
         self.tls_addrs.push(listener.local_addr()?);
         self.listeners.push(Listener {
             socket: Some(listener),
@@ -201,7 +194,7 @@ impl Server {
     #[cfg(feature = "metrics")]
     pub fn with_metrics(mut self, listener: TcpListener) -> io::Result<Server> {
         self.layout.metrics = true;
-        check_share(&self.layout, self.chat.config().max_conns)?;
+        self.layout.check_share(self.chat.config().max_conns)?;
         self.metrics = Some(MetricsEndpoint::new(listener)?);
         Ok(self)
     }
@@ -215,8 +208,8 @@ impl Server {
     #[cfg(feature = "cluster")]
     pub fn with_cluster(mut self, config: crate::cluster::ClusterConfig) -> io::Result<Server> {
         self.layout.redis = true;
-        check_share(&self.layout, self.chat.config().max_conns)?;
-        let node = node_id(self.addrs.first().or(self.tls_addrs.first()));
+        self.layout.check_share(self.chat.config().max_conns)?;
+        let node = super::redis::node_id(self.addrs.first().or(self.tls_addrs.first()));
         let link = crate::cluster::ClusterLink::new(node, config.ttl, Instant::now());
         self.chat.join_cluster(link);
         self.redis = Some(RedisSocket::new(config.redis));
@@ -608,31 +601,6 @@ impl Server {
     }
 }
 
-/// Fails with `InvalidInput` when the share cannot hold what `layout` reserves plus
-/// `max_conns` connections, or runs past `usize::MAX`.
-fn check_share(layout: &Layout, max_conns: usize) -> io::Result<()> {
-    let tokens = layout.tokens;
-    let needed = layout.reserved().saturating_add(max_conns.max(1));
-    if tokens.count >= needed && tokens.first.0.checked_add(tokens.count).is_some() {
-        return Ok(());
-    }
-    let plural = if layout.listeners == 1 { "" } else { "s" };
-    let extra = layout.reserved() - layout.listeners;
-    let extra = if extra > 0 {
-        format!(", {extra} tokens of the metrics endpoint and the cluster")
-    } else {
-        String::new()
-    };
-    Err(io::Error::new(
-        io::ErrorKind::InvalidInput,
-        format!(
-            "a token share of {} from token {} cannot hold {} listener{plural}{extra} and \
-             max_conns = {max_conns} connections (lower Config::max_conns, or lend more tokens)",
-            tokens.count, tokens.first.0, layout.listeners,
-        ),
-    ))
-}
-
 /// Accept errors that mean "no descriptors or memory now": back off instead of spinning.
 fn out_of_resources(error: &io::Error) -> bool {
     use rustix::io::Errno;
@@ -642,20 +610,4 @@ fn out_of_resources(error: &io::Error) -> bool {
     [Errno::MFILE, Errno::NFILE, Errno::NOBUFS, Errno::NOMEM]
         .iter()
         .any(|errno| errno.raw_os_error() == code)
-}
-
-/// A node ID for this server: unique enough among the nodes of one cluster (the process, the
-/// time it started, the address it serves).
-#[cfg(feature = "cluster")]
-fn node_id(addr: Option<&SocketAddr>) -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u32(std::process::id());
-    if let Ok(since) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-        hasher.write_u128(since.as_nanos());
-    }
-    if let Some(addr) = addr {
-        hasher.write(addr.to_string().as_bytes());
-    }
-    format!("{:016x}", hasher.finish())
 }
