@@ -2,7 +2,8 @@
 //!
 //! | file | owns |
 //! | --- | --- |
-//! | `server.rs` | [`Server`]: listeners, accepting, events, the turn, shutdown |
+//! | `server.rs` | [`Server`]: events, the turn, timers, shutdown |
+//! | `server/accept.rs` | accepting: admitting connections, the accept back-off |
 //! | `connection.rs` | a TCP connection as a [`crate::Transport`] |
 //! | `handshakes.rs` | TLS handshakes queued, a bounded number of steps per turn |
 //! | `layout.rs` | what each token of the server's share stands for |
