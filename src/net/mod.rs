@@ -2,7 +2,8 @@
 //!
 //! | file | owns |
 //! | --- | --- |
-//! | `server.rs` | [`Server`]: events, the turn, timers, shutdown |
+//! | `server.rs` | [`Server`]: the loop: events, the turn, timers, shutdown |
+//! | `server/setup.rs` | making a server, its optional sources, registering it |
 //! | `server/accept.rs` | accepting: admitting connections, the accept back-off |
 //! | `connection.rs` | a TCP connection as a [`crate::Transport`] |
 //! | `handshakes.rs` | TLS handshakes queued, a bounded number of steps per turn |
