@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use a_chat::io_errors::{interrupted, would_block};
 use a_chat::{Config, Server, Tokens};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
@@ -87,7 +88,7 @@ impl Host {
                 .timeout()
                 .map_or(until_tick, |t| t.min(until_tick));
             match self.poll.poll(&mut events, Some(timeout)) {
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if interrupted(&e) => continue,
                 other => other?,
             }
             let registry = self.poll.registry();
@@ -130,8 +131,8 @@ fn echo(udp: &UdpSocket) -> io::Result<u64> {
                     echoed += 1;
                 }
             }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(echoed),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if would_block(&e) => return Ok(echoed),
+            Err(e) if interrupted(&e) => {}
             Err(e) => return Err(e),
         }
     }

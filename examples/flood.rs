@@ -16,6 +16,7 @@ use std::process::ExitCode;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use a_chat::io_errors::would_block;
 use a_chat::process::ProcProbe;
 
 /// The receive buffer of a connection that never reads: the kernel holds little for it.
@@ -159,7 +160,7 @@ pub fn fan_out(addr: SocketAddr, receivers: usize, lines: usize) -> io::Result<F
             sender_evicted: false,
         }),
         // Cut off: the server disconnected the sender.
-        (_, Err(e)) if e.kind() != io::ErrorKind::WouldBlock => Ok(FanOut {
+        (_, Err(e)) if !would_block(&e) => Ok(FanOut {
             lines: sent,
             notice_bytes: 0,
             sender_evicted: true,

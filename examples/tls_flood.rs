@@ -138,14 +138,9 @@ fn report(label: &str, mut rtts: Vec<Duration>) {
 
 /// A `ClientHello` for `localhost`, as a client sends it first.
 fn client_hello() -> Vec<u8> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth();
+    let config = a_chat::tls::client_config(rustls::RootCertStore::empty()).unwrap();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let mut session = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let mut session = rustls::ClientConnection::new(config, name).unwrap();
     let mut hello = Vec::new();
     session.write_tls(&mut hello).unwrap();
     hello

@@ -73,6 +73,7 @@
 //! # Layout
 //! - [`framer`]: bytes in, complete lines out, with a bound on the unfinished line.
 //! - [`parse`]: login names and `DESTS: TEXT` lines, borrowed from the input.
+//! - [`io_errors`]: `would_block` and `interrupted`, the errors a non-blocking loop handles by name.
 //! - [`Chat`] (`src/chat/`): the IO-free core. Every connection's state machine, the directory
 //!   of names, routing, timers and the shutdown sequence, driven through the [`Transport`]
 //!   trait so that tests and fuzzers run it in memory. Its docs give the driver's call order.
@@ -93,6 +94,7 @@ mod chat;
 mod cluster;
 mod config;
 pub mod framer;
+pub mod io_errors;
 pub mod memory;
 pub mod metrics;
 mod net;

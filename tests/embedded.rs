@@ -401,6 +401,55 @@ fn a_host_that_skips_handle_events_after_timeouts_is_warned_once() {
 }
 
 #[test]
+fn a_host_that_sleeps_through_the_shutdown_deadline_is_warned() {
+    keep_logs();
+    let (ready, started) = mpsc::channel();
+    let (logged_in, go) = mpsc::channel::<()>();
+    let host = thread::spawn(move || {
+        let mut poll = Poll::new().unwrap();
+        let config = Config {
+            max_conns: 10,
+            shutdown_timeout: Duration::from_millis(300),
+            ..Config::default()
+        };
+        let tokens = Tokens {
+            first: Token(10),
+            count: 20,
+        };
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let mut chat = Server::bind(config, &[any], tokens).unwrap();
+        chat.register(poll.registry()).unwrap();
+        ready.send(chat.local_addrs()[0]).unwrap();
+        let mut events = Events::with_capacity(16);
+        // Right until the peer has logged in.
+        let deadline = Instant::now() + WAIT;
+        while go.try_recv().is_err() && Instant::now() < deadline {
+            poll.poll(&mut events, Some(Duration::from_millis(10)))
+                .unwrap();
+            chat.handle_events(poll.registry(), &events);
+        }
+        // The peer never closes, so the shutdown waits for its 300 ms deadline; the host
+        // comes back only 1.6 s later (the host being late is what is tested, not a wait).
+        chat.begin_shutdown(poll.registry());
+        thread::sleep(Duration::from_millis(1600));
+        poll.poll(&mut events, Some(Duration::ZERO)).unwrap();
+        chat.handle_events(poll.registry(), &events);
+        assert!(chat.is_finished());
+    });
+    let addr = started.recv_timeout(WAIT).unwrap();
+    let host_thread = host.thread().id();
+    let mut alice = Client::login(addr, "alice");
+    logged_in.send(()).unwrap();
+    host.join().unwrap();
+    alice.expect_eof();
+    let warnings: Vec<String> = logged_by(host_thread)
+        .into_iter()
+        .filter(|line| line.contains("late: call Server::handle_events after every poll"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+}
+
+#[test]
 fn token_share_too_small_for_max_conns_is_an_error_that_says_why() {
     let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let share = Tokens {

@@ -38,6 +38,7 @@ use slab::Slab;
 #[cfg(feature = "cluster")]
 use crate::cluster::ClusterLink;
 use crate::config::Config;
+use crate::io_errors::{interrupted, would_block};
 use crate::parse::{LineError, parse_message};
 use crate::stats::Stats;
 
@@ -352,8 +353,8 @@ impl<T: Transport> Chat<T> {
                         self.on_bytes(key, &scratch[..n], now);
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if would_block(&e) => break,
+                Err(e) if interrupted(&e) => {}
                 Err(e) => {
                     self.close_now(key, CloseReason::Io(e.kind()));
                     break;
@@ -567,8 +568,8 @@ impl<T: Transport> Chat<T> {
             match peer.outbox.write_to(&mut peer.io) {
                 Ok(0) => break Err(CloseReason::Io(io::ErrorKind::WriteZero)),
                 Ok(n) => written += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(written),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if would_block(&e) => break Ok(written),
+                Err(e) if interrupted(&e) => {}
                 Err(e) => break Err(CloseReason::Io(e.kind())),
             }
         };

@@ -2,9 +2,11 @@
 //! given, then the metrics endpoint (its listener and a fixed number of connection slots),
 //! then the cluster's Redis connection, then the chat connections, one per slab key.
 
+use std::io;
+
 use mio::Token;
 
-use super::server::Tokens;
+use super::tokens::Tokens;
 
 /// Connections the metrics endpoint serves at once; more are closed as they are accepted.
 /// They do not count against `max_conns`.
@@ -64,6 +66,31 @@ impl Layout {
         } else {
             Source::Connection(index - self.reserved())
         })
+    }
+
+    /// Fails with `InvalidInput` when the share cannot hold what the layout reserves plus
+    /// `max_conns` connections, or runs past `usize::MAX`.
+    pub(super) fn check_share(&self, max_conns: usize) -> io::Result<()> {
+        let tokens = self.tokens;
+        let needed = self.reserved().saturating_add(max_conns.max(1));
+        if tokens.count >= needed && tokens.first.0.checked_add(tokens.count).is_some() {
+            return Ok(());
+        }
+        let plural = if self.listeners == 1 { "" } else { "s" };
+        let extra = self.reserved() - self.listeners;
+        let extra = if extra > 0 {
+            format!(", {extra} tokens of the metrics endpoint and the cluster")
+        } else {
+            String::new()
+        };
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "a token share of {} from token {} cannot hold {} listener{plural}{extra} and \
+                 max_conns = {max_conns} connections (lower Config::max_conns, or lend more tokens)",
+                tokens.count, tokens.first.0, self.listeners,
+            ),
+        ))
     }
 
     /// The token of `source`, if the share holds it.

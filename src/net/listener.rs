@@ -1,10 +1,15 @@
-//! Listening sockets with a backlog sized for connection bursts, not the usual 128.
+//! Listening sockets: binding them with a backlog sized for connection bursts, not the usual
+//! 128, and what a server keeps of each (the socket, its TLS configuration).
 
 use std::io;
 use std::net::SocketAddr;
 
-use mio::net::TcpListener;
+use mio::net::{TcpListener, TcpStream};
 use rustix::net::{AddressFamily, SocketFlags, SocketType, bind, listen, socket_with, sockopt};
+
+use super::connection::Stream;
+#[cfg(feature = "tls")]
+use crate::tls::TlsTransport;
 
 /// The listen backlog asked for; the kernel caps it at `net.core.somaxconn`.
 pub const LISTEN_BACKLOG: i32 = 4096;
@@ -32,4 +37,34 @@ pub fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
     })?;
     listen(&socket, LISTEN_BACKLOG)?;
     Ok(TcpListener::from_std(std::net::TcpListener::from(socket)))
+}
+
+/// A listening socket, and the TLS configuration of the connections it accepts.
+#[derive(Debug)]
+pub(super) struct Listener {
+    /// `None` once closed by the shutdown.
+    pub(super) socket: Option<TcpListener>,
+    #[cfg(feature = "tls")]
+    pub(super) tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+}
+
+impl Listener {
+    /// A listener of plain connections.
+    pub(super) fn plain(socket: TcpListener) -> Listener {
+        Listener {
+            socket: Some(socket),
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
+    }
+
+    /// An accepted stream as this listener's connections speak: plain, or a TLS session.
+    pub(super) fn stream(&self, stream: TcpStream) -> io::Result<Stream> {
+        #[cfg(feature = "tls")]
+        if let Some(config) = &self.tls {
+            let session = TlsTransport::server(config.clone(), stream)?;
+            return Ok(Stream::Tls(Box::new(session)));
+        }
+        Ok(Stream::Plain(stream))
+    }
 }

@@ -15,6 +15,7 @@ use mio::{Interest, Registry};
 use slab::Slab;
 
 use super::layout::{Layout, METRICS_CONNECTIONS, Source};
+use crate::io_errors::{interrupted, would_block};
 use crate::metrics::http::{Request, RequestReader, respond};
 use crate::metrics::{ProcessFigures, render};
 use crate::stats::Stats;
@@ -85,6 +86,11 @@ pub(super) struct MetricsEndpoint {
 }
 
 impl MetricsEndpoint {
+    /// Requests answered, and connections evicted.
+    pub(super) fn counts(&self) -> (u64, u64) {
+        (self.requests, self.evicted)
+    }
+
     pub(super) fn new(listener: TcpListener) -> io::Result<Self> {
         Ok(MetricsEndpoint {
             addr: listener.local_addr()?,
@@ -211,8 +217,8 @@ impl MetricsEndpoint {
             };
             let (mut stream, addr) = match listener.accept() {
                 Ok(accepted) => accepted,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if would_block(&e) => return,
+                Err(e) if interrupted(&e) => continue,
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
                 Err(e) => {
                     // Out of descriptors, most likely: the chat's back-off covers the process;
@@ -324,8 +330,8 @@ impl Exchange {
                             };
                         }
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Next::Continue,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if would_block(&e) => return Next::Continue,
+                    Err(e) if interrupted(&e) => {}
                     Err(_) => return Next::Close,
                 },
                 Stage::Writing { response, written } => {
@@ -339,16 +345,16 @@ impl Exchange {
                     match self.stream.write(&response[*written..]) {
                         Ok(0) => return Next::Close,
                         Ok(n) => *written += n,
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Next::Continue,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) if would_block(&e) => return Next::Continue,
+                        Err(e) if interrupted(&e) => {}
                         Err(_) => return Next::Close,
                     }
                 }
                 Stage::Draining => match self.stream.read(&mut buf) {
                     Ok(0) => return Next::Close,
                     Ok(n) => budget = budget.saturating_sub(n),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Next::Continue,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if would_block(&e) => return Next::Continue,
+                    Err(e) if interrupted(&e) => {}
                     Err(_) => return Next::Close,
                 },
             }

@@ -15,6 +15,7 @@ use mio::{Interest, Registry};
 use super::connection::Connection;
 use super::layout::{Layout, Source};
 use crate::chat::Chat;
+use crate::io_errors::{interrupted, would_block};
 
 /// Bytes read from Redis per turn before the chat's connections get theirs.
 const READ_BUDGET: usize = 1 << 20;
@@ -194,8 +195,8 @@ impl RedisSocket {
                         return self.drop_connection(registry, chat, now);
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if would_block(&e) => return,
+                Err(e) if interrupted(&e) => {}
                 Err(e) => {
                     warn!("cluster: reading from Redis failed: {e}");
                     return self.drop_connection(registry, chat, now);
@@ -212,8 +213,8 @@ impl RedisSocket {
             match stream.write(link.output()) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => link.consumed(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if would_block(&e) => return Ok(()),
+                Err(e) if interrupted(&e) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -247,4 +248,19 @@ impl RedisSocket {
         self.close(registry);
         chat.on_cluster_disconnected(now);
     }
+}
+
+/// A node ID for this server: unique enough among the nodes of one cluster (the process, the
+/// time it started, the address it serves).
+pub(super) fn node_id(addr: Option<&SocketAddr>) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    if let Ok(since) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        hasher.write_u128(since.as_nanos());
+    }
+    if let Some(addr) = addr {
+        hasher.write(addr.to_string().as_bytes());
+    }
+    format!("{:016x}", hasher.finish())
 }

@@ -1,79 +1,26 @@
 //! [`Server`]: the chat core on a share of a host's `mio::Poll`: listeners, accepting,
 //! readiness events, the end of each turn, and the shutdown.
 
-use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 use mio::event::Event;
-use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Registry, Token};
+use mio::{Events, Interest, Registry};
 
-use super::connection::{Connection, Stream};
-#[cfg(feature = "tls")]
-use super::handshakes::Handshakes;
+use super::connection::Connection;
 use super::layout::{Layout, Source};
-#[cfg(feature = "metrics")]
-use super::metrics::MetricsEndpoint;
-#[cfg(feature = "cluster")]
-use super::redis::RedisSocket;
+use super::listener::Listener;
+use super::sources::{Handshakes, MetricsEndpoint, RedisSocket};
 use crate::chat::Chat;
-use crate::config::Config;
 use crate::stats::Stats;
-#[cfg(feature = "tls")]
-use crate::tls::TlsTransport;
 
-/// How long accepting pauses after the process or system ran out of file descriptors or memory.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+mod accept;
+mod setup;
 
 /// A timer handled this much later than it was due means the host does not call
 /// [`Server::handle_events`] after every poll: it is warned once.
 const LATE: Duration = Duration::from_secs(1);
-
-/// The share of a `Poll`'s tokens the server may use: `count` tokens from `first` on.
-///
-/// The listeners take the first tokens, in the order given; then the metrics endpoint, when
-/// it has one (17 tokens); the rest are for connections. The server never registers, matches
-/// or reuses a token outside its share.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Tokens {
-    /// The first token of the share.
-    pub first: Token,
-    /// How many tokens the share holds.
-    pub count: usize,
-}
-
-impl Tokens {
-    /// Whether `token` is in the share.
-    pub fn contains(&self, token: Token) -> bool {
-        token
-            .0
-            .checked_sub(self.first.0)
-            .is_some_and(|index| index < self.count)
-    }
-}
-
-/// A listening socket, and the TLS configuration of the connections it accepts.
-#[derive(Debug)]
-struct Listener {
-    /// `None` once closed by the shutdown.
-    socket: Option<TcpListener>,
-    #[cfg(feature = "tls")]
-    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
-}
-
-impl Listener {
-    /// An accepted stream as this listener's connections speak: plain, or a TLS session.
-    fn stream(&self, stream: TcpStream) -> io::Result<Stream> {
-        #[cfg(feature = "tls")]
-        if let Some(config) = &self.tls {
-            let session = TlsTransport::server(config.clone(), stream)?;
-            return Ok(Stream::Tls(Box::new(session)));
-        }
-        Ok(Stream::Plain(stream))
-    }
-}
 
 /// Where the server is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,7 +49,7 @@ enum State {
 ///    left over from a spent read budget, expired timers (login timeouts, closes, the
 ///    shutdown deadline, the accept back-off), one vectored write per grown queue, and the
 ///    removal of closed connections. The other events
-///    are the host's ([`Tokens::contains`] tells them apart). A host that calls it only when
+///    are the host's ([`Tokens::contains`](crate::Tokens::contains) tells them apart). A host that calls it only when
 ///    events came never runs the timers; the server warns once in its log when it sees a timer
 ///    handled more than a second late.
 /// 4. To stop, [`Server::begin_shutdown`] (graceful, contract section 3) or
@@ -114,7 +61,7 @@ enum State {
 /// outlive it and keep polling its own sources, or run other servers on the same `Poll`.
 ///
 /// The server uses no thread, no global state, no signal handler and no `Waker`; several can
-/// share one `Poll` with disjoint [`Tokens`]. It is not `Send` (messages share their buffers
+/// share one `Poll` with disjoint [`Tokens`](crate::Tokens). It is not `Send` (messages share their buffers
 /// through `Rc`): make it on the thread that runs its `Poll`. See the crate documentation for a
 /// whole loop.
 #[derive(Debug)]
@@ -126,12 +73,9 @@ pub struct Server {
     /// The TLS listeners' addresses, likewise.
     tls_addrs: Vec<SocketAddr>,
     layout: Layout,
-    #[cfg(feature = "metrics")]
     metrics: Option<MetricsEndpoint>,
-    #[cfg(feature = "cluster")]
     redis: Option<RedisSocket>,
     /// TLS handshakes waiting for a turn, and the turn's budget of handshake steps.
-    #[cfg(feature = "tls")]
     handshakes: Handshakes,
     /// Set while accepting is paused after running out of descriptors or memory.
     accept_paused_until: Option<Instant>,
@@ -151,166 +95,6 @@ pub struct Server {
 }
 
 impl Server {
-    /// A server over `listeners` (non-blocking, as `mio` makes them) that uses the tokens of
-    /// `tokens`. Nothing is registered until [`Server::register`].
-    ///
-    /// Fails with `InvalidInput` when the share cannot hold the listeners and
-    /// [`Config::max_conns`] connections (1024 in `Config::default()`), or runs past
-    /// `usize::MAX`. Connections being refused or closed hold a token too without counting
-    /// against `max_conns`: leave some headroom. Should the share still run out, the server
-    /// says so in its log and pauses accepting (the backlog waits) until a token is free again.
-    pub fn new(config: Config, listeners: Vec<TcpListener>, tokens: Tokens) -> io::Result<Server> {
-        let layout = Layout {
-            tokens,
-            listeners: listeners.len(),
-            metrics: false,
-            redis: false,
-        };
-        check_share(&layout, config.max_conns)?;
-        let addrs = listeners
-            .iter()
-            .map(TcpListener::local_addr)
-            .collect::<io::Result<Vec<_>>>()?;
-        let listeners = listeners
-            .into_iter()
-            .map(|socket| Listener {
-                socket: Some(socket),
-                #[cfg(feature = "tls")]
-                tls: None,
-            })
-            .collect();
-        Ok(Server {
-            chat: Chat::new(config),
-            listeners,
-            addrs,
-            tls_addrs: Vec::new(),
-            layout,
-            #[cfg(feature = "metrics")]
-            metrics: None,
-            #[cfg(feature = "cluster")]
-            redis: None,
-            #[cfg(feature = "tls")]
-            handshakes: Handshakes::default(),
-            accept_paused_until: None,
-            accept_starved: false,
-            state: State::Running,
-            warned_late: false,
-            turn_ended: None,
-            forced: false,
-            counters: Stats::default(),
-        })
-    }
-
-    /// Binds a listener on each address (see [`crate::bind_listener`]) and makes a server
-    /// over them.
-    pub fn bind(config: Config, addrs: &[SocketAddr], tokens: Tokens) -> io::Result<Server> {
-        let listeners = addrs
-            .iter()
-            .map(|&addr| crate::bind_listener(addr))
-            .collect::<io::Result<Vec<_>>>()?;
-        Server::new(config, listeners, tokens)
-    }
-
-    /// The addresses the plain listeners were bound to, with the ports actually bound, in the
-    /// order given. They stay the same after the shutdown closed the listeners.
-    pub fn local_addrs(&self) -> &[SocketAddr] {
-        &self.addrs
-    }
-
-    /// The addresses of the TLS listeners ([`Server::with_tls_listener`]), likewise.
-    pub fn tls_addrs(&self) -> &[SocketAddr] {
-        &self.tls_addrs
-    }
-
-    /// Also serves the chat over TLS on `listener`, with `config` (see
-    /// [`crate::tls::server_config_from_pem`]): peers on either kind of listener chat with each
-    /// other. It takes one more token of the share, after the listeners given before; the
-    /// handshake counts against the login timeout. Call before [`Server::register`].
-    #[cfg(feature = "tls")]
-    pub fn with_tls_listener(
-        mut self,
-        listener: TcpListener,
-        config: std::sync::Arc<rustls::ServerConfig>,
-    ) -> io::Result<Server> {
-        self.layout.listeners += 1;
-        check_share(&self.layout, self.chat.config().max_conns)?;
-        self.tls_addrs.push(listener.local_addr()?);
-        self.listeners.push(Listener {
-            socket: Some(listener),
-            tls: Some(config),
-        });
-        Ok(self)
-    }
-
-    /// The token share it was given.
-    pub fn tokens(&self) -> Tokens {
-        self.layout.tokens
-    }
-
-    /// Serves `GET /metrics` (the Prometheus text of [`crate::metrics::render`], with this
-    /// process's memory and CPU time) on `listener`, from the same loop. It takes
-    /// `1 + METRICS_CONNECTIONS` (17) more tokens of the share, after the listeners; its
-    /// connections do not count against `max_conns`, and it closes with the listeners when the
-    /// shutdown begins. Call before [`Server::register`].
-    #[cfg(feature = "metrics")]
-    pub fn with_metrics(mut self, listener: TcpListener) -> io::Result<Server> {
-        self.layout.metrics = true;
-        check_share(&self.layout, self.chat.config().max_conns)?;
-        self.metrics = Some(MetricsEndpoint::new(listener)?);
-        Ok(self)
-    }
-
-    /// Joins a cluster through the Redis of `config` (contract section 6): logins claim their
-    /// names there, and messages for names held on other nodes go through it. It takes one
-    /// more token of the share, after the listeners and the metrics endpoint. The connection is
-    /// made at the first turn, and made again by itself after a failure, with a back-off; until
-    /// the node has joined, logins are refused with `error: cluster unavailable`. Call before
-    /// [`Server::register`].
-    #[cfg(feature = "cluster")]
-    pub fn with_cluster(mut self, config: crate::cluster::ClusterConfig) -> io::Result<Server> {
-        self.layout.redis = true;
-        check_share(&self.layout, self.chat.config().max_conns)?;
-        let node = node_id(self.addrs.first().or(self.tls_addrs.first()));
-        let link = crate::cluster::ClusterLink::new(node, config.ttl, Instant::now());
-        self.chat.join_cluster(link);
-        self.redis = Some(RedisSocket::new(config.redis));
-        Ok(self)
-    }
-
-    /// The ID this node has in its cluster, if it is in one.
-    pub fn cluster_node(&self) -> Option<&str> {
-        #[cfg(feature = "cluster")]
-        if let Some(link) = self.chat.cluster() {
-            return Some(link.node());
-        }
-        None
-    }
-
-    /// The metrics endpoint's address, with the port actually bound, if it has one.
-    pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        #[cfg(feature = "metrics")]
-        if let Some(metrics) = &self.metrics {
-            return Some(metrics.local_addr());
-        }
-        None
-    }
-
-    /// Registers the listeners (and the metrics endpoint's). Call once, before the first poll.
-    pub fn register(&mut self, registry: &Registry) -> io::Result<()> {
-        for (index, listener) in self.listeners.iter_mut().enumerate() {
-            if let Some(listener) = &mut listener.socket
-                && let Some(token) = self.layout.token(Source::Listener(index))
-            {
-                registry.register(listener, token, Interest::READABLE)?;
-            }
-        }
-        #[cfg(feature = "metrics")]
-        if let Some(metrics) = &mut self.metrics {
-            metrics.register(registry, &self.layout)?;
-        }
-        Ok(())
-    }
-
     /// Handles the events of `events` whose tokens are in its share, then does the turn's
     /// work. Call once after every poll, also when it returned no events; see the host's loop
     /// on [`Server`]. Does nothing once the server is finished.
@@ -321,7 +105,6 @@ impl Server {
         let now = Instant::now();
         self.warn_if_late(now);
         self.counters.loop_turns += 1;
-        #[cfg(feature = "tls")]
         self.handshakes.begin_turn(&mut self.chat, now);
         for event in events.iter() {
             self.handle_event(registry, event, now);
@@ -334,32 +117,35 @@ impl Server {
     /// `None` for as long as it likes (always, once finished), zero when it has work left
     /// from this turn.
     pub fn timeout(&self) -> Option<Duration> {
-        let shutdown_deadline = match self.state {
-            State::Finished => return None,
-            State::Running => None,
-            State::ShuttingDown { deadline } => Some(deadline),
-        };
+        if self.state == State::Finished {
+            return None;
+        }
         if self.chat.has_unread_input() {
             return Some(Duration::ZERO);
         }
-        #[cfg(feature = "tls")]
-        if self.handshakes.is_pending() {
-            return Some(Duration::ZERO);
-        }
-        #[cfg(feature = "cluster")]
-        if self
-            .redis
-            .as_ref()
-            .is_some_and(RedisSocket::has_unread_input)
+        if self.handshakes.is_pending()
+            || self
+                .redis
+                .as_ref()
+                .is_some_and(RedisSocket::has_unread_input)
         {
             return Some(Duration::ZERO);
         }
         let now = Instant::now();
-        #[cfg(feature = "metrics")]
+        let next = self.next_deadline(now)?;
+        Some(next.saturating_duration_since(now))
+    }
+
+    /// The earliest of every deadline the server keeps: the core's timers, the accept
+    /// back-off, the shutdown deadline and the metrics endpoint's. [`Server::timeout`] sleeps
+    /// until it; the late-timer warning measures against it.
+    fn next_deadline(&self, now: Instant) -> Option<Instant> {
+        let shutdown_deadline = match self.state {
+            State::ShuttingDown { deadline } => Some(deadline),
+            State::Running | State::Finished => None,
+        };
         let metrics = self.metrics.as_ref().and_then(|m| m.next_deadline(now));
-        #[cfg(not(feature = "metrics"))]
-        let metrics = None;
-        let next = [
+        [
             self.chat.next_deadline(),
             self.accept_paused_until,
             shutdown_deadline,
@@ -367,8 +153,7 @@ impl Server {
         ]
         .into_iter()
         .flatten()
-        .min()?;
-        Some(next.saturating_duration_since(now))
+        .min()
     }
 
     /// Starts the graceful shutdown: the listeners are deregistered and closed, what already
@@ -389,7 +174,6 @@ impl Server {
                 let _ = registry.deregister(&mut socket);
             }
         }
-        #[cfg(feature = "metrics")]
         if let Some(metrics) = &mut self.metrics {
             metrics.close_all(registry);
         }
@@ -428,13 +212,10 @@ impl Server {
 
     /// The counters now.
     pub fn stats(&self) -> Stats {
-        #[cfg(feature = "metrics")]
         let (metrics_requests, metrics_connections_evicted) = self
             .metrics
             .as_ref()
-            .map_or((0, 0), |m| (m.requests, m.evicted));
-        #[cfg(not(feature = "metrics"))]
-        let (metrics_requests, metrics_connections_evicted) = (0, 0);
+            .map_or((0, 0), MetricsEndpoint::counts);
         Stats {
             accept_pauses: self.counters.accept_pauses,
             loop_turns: self.counters.loop_turns,
@@ -467,21 +248,18 @@ impl Server {
                     self.on_readable(key, now);
                 }
             }
-            #[cfg(feature = "metrics")]
             Source::MetricsListener => {
                 let stats = self.stats();
                 if let Some(metrics) = &mut self.metrics {
                     metrics.on_listener(registry, &self.layout, now, &stats);
                 }
             }
-            #[cfg(feature = "metrics")]
             Source::MetricsConnection(slot) => {
                 let stats = self.stats();
                 if let Some(metrics) = &mut self.metrics {
                     metrics.on_connection(registry, slot, &stats);
                 }
             }
-            #[cfg(feature = "cluster")]
             Source::Redis => {
                 if let Some(redis) = &mut self.redis {
                     redis.on_event(registry, event, &mut self.chat, now);
@@ -505,14 +283,12 @@ impl Server {
             warn!("shutdown timeout passed: closing the remaining connections");
             self.chat.force_close_all();
         }
-        #[cfg(feature = "metrics")]
         if self.metrics.is_some() {
             let stats = self.stats();
             if let Some(metrics) = &mut self.metrics {
                 metrics.end_turn(registry, &self.layout, now, &stats);
             }
         }
-        #[cfg(feature = "cluster")]
         if let Some(redis) = &mut self.redis {
             redis.before_turn_end(registry, &self.layout, &mut self.chat, now);
         }
@@ -548,12 +324,10 @@ impl Server {
         if self.state != State::Running && self.chat.is_empty() {
             self.leave_cluster();
         }
-        #[cfg(feature = "cluster")]
         if let Some(redis) = &mut self.redis {
             redis.after_turn_end(registry, &self.layout, &mut self.chat, now);
         }
         if self.state != State::Running && self.chat.is_empty() && self.has_left_cluster() {
-            #[cfg(feature = "cluster")]
             if let Some(redis) = &mut self.redis {
                 redis.close(registry);
             }
@@ -585,7 +359,7 @@ impl Server {
         if self.warned_late {
             return;
         }
-        if let Some(due) = self.chat.next_deadline()
+        if let Some(due) = self.next_deadline(now)
             && now.saturating_duration_since(due) > LATE
             && self.turn_ended.is_none_or(|ended| ended < due)
         {
@@ -598,138 +372,9 @@ impl Server {
         }
     }
 
-    fn accept_all(&mut self, registry: &Registry, now: Instant) {
-        for index in 0..self.listeners.len() {
-            while let Some(socket) = &self.listeners[index].socket {
-                if self.accept_paused_until.is_some() {
-                    return;
-                }
-                match socket.accept() {
-                    Ok((stream, addr)) => {
-                        if std::mem::take(&mut self.accept_starved) {
-                            info!("accepting again");
-                        }
-                        self.admit(registry, index, stream, addr, now);
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
-                    Err(e) if out_of_resources(&e) => {
-                        if !std::mem::replace(&mut self.accept_starved, true) {
-                            warn!(
-                                "accept failed ({e}): pausing accepts, retrying every {ACCEPT_BACKOFF:?}"
-                            );
-                        }
-                        self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
-                        self.counters.accept_pauses += 1;
-                        return;
-                    }
-                    Err(e) => {
-                        warn!("accept failed: {e}");
-                        break;
-                    }
-                }
-            }
-        }
-    }
-
-    fn admit(
-        &mut self,
-        registry: &Registry,
-        listener: usize,
-        mut stream: TcpStream,
-        addr: SocketAddr,
-        now: Instant,
-    ) {
-        let key = self.chat.vacant_key();
-        let Some(token) = self.layout.token(Source::Connection(key)) else {
-            // Cannot happen while `max_conns` is below the share; the connection is refused,
-            // and accepting pauses so that the rest wait in the backlog.
-            warn!("token share full: refusing a connection from {addr}, pausing accepts");
-            let _ = io::Write::write(&mut stream, b"error: server full\n");
-            self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
-            self.counters.accept_pauses += 1;
-            return;
-        };
-        // Messages are batched in user space: one vectored write per connection per turn.
-        let _ = stream.set_nodelay(true);
-        let mut connection = match self.listeners[listener].stream(stream) {
-            Ok(stream) => Connection::new(stream),
-            Err(e) => {
-                warn!("cannot start a session for {addr}: {e}");
-                return;
-            }
-        };
-        if let Err(e) = registry.register(connection.socket(), token, Interest::READABLE) {
-            warn!("cannot register a connection from {addr}: {e}");
-            return;
-        }
-        info!("#{key} connected from {addr}");
-        let accepted = self.chat.accept(connection, now);
-        debug_assert_eq!(accepted, key);
-        // A TLS session's first step (the core's read in `accept` did none).
-        #[cfg(feature = "tls")]
-        self.handshakes.on_readable(&mut self.chat, key, now);
-    }
-
     /// `key` is readable: the core reads it, through the handshake queue while its TLS
     /// handshake is under way.
     fn on_readable(&mut self, key: usize, now: Instant) {
-        #[cfg(feature = "tls")]
         self.handshakes.on_readable(&mut self.chat, key, now);
-        #[cfg(not(feature = "tls"))]
-        self.chat.on_readable(key, now);
     }
-}
-
-/// Fails with `InvalidInput` when the share cannot hold what `layout` reserves plus
-/// `max_conns` connections, or runs past `usize::MAX`.
-fn check_share(layout: &Layout, max_conns: usize) -> io::Result<()> {
-    let tokens = layout.tokens;
-    let needed = layout.reserved().saturating_add(max_conns.max(1));
-    if tokens.count >= needed && tokens.first.0.checked_add(tokens.count).is_some() {
-        return Ok(());
-    }
-    let plural = if layout.listeners == 1 { "" } else { "s" };
-    let extra = layout.reserved() - layout.listeners;
-    let extra = if extra > 0 {
-        format!(", {extra} tokens of the metrics endpoint and the cluster")
-    } else {
-        String::new()
-    };
-    Err(io::Error::new(
-        io::ErrorKind::InvalidInput,
-        format!(
-            "a token share of {} from token {} cannot hold {} listener{plural}{extra} and \
-             max_conns = {max_conns} connections (lower Config::max_conns, or lend more tokens)",
-            tokens.count, tokens.first.0, layout.listeners,
-        ),
-    ))
-}
-
-/// Accept errors that mean "no descriptors or memory now": back off instead of spinning.
-fn out_of_resources(error: &io::Error) -> bool {
-    use rustix::io::Errno;
-    let Some(code) = error.raw_os_error() else {
-        return false;
-    };
-    [Errno::MFILE, Errno::NFILE, Errno::NOBUFS, Errno::NOMEM]
-        .iter()
-        .any(|errno| errno.raw_os_error() == code)
-}
-
-/// A node ID for this server: unique enough among the nodes of one cluster (the process, the
-/// time it started, the address it serves).
-#[cfg(feature = "cluster")]
-fn node_id(addr: Option<&SocketAddr>) -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u32(std::process::id());
-    if let Ok(since) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-        hasher.write_u128(since.as_nanos());
-    }
-    if let Some(addr) = addr {
-        hasher.write(addr.to_string().as_bytes());
-    }
-    format!("{:016x}", hasher.finish())
 }

@@ -2,27 +2,26 @@
 //! `mio` TCP stream in the server, memory in tests and the fuzzer) and is a [`Transport`]
 //! itself, so the core above it does not change. The server side serves the chat's TLS
 //! listeners; the client side serves `a-chat client --tls` and `a-chat bench --tls`. Also the
-//! loading of a certificate chain and key from PEM files. `errors.rs` tells TLS failures as
-//! sentences.
+//! configurations (`config.rs`: the one place the crypto provider is chosen) and the loading of
+//! a certificate chain and key from PEM files. `errors.rs` tells TLS failures as sentences.
 
+mod config;
 mod errors;
 
+pub use config::{client_config, crypto_provider, server_config, server_config_from_pem};
 pub use errors::{Side, TlsError};
 
-use std::fs::File;
-use std::io::{self, BufReader, IoSlice, Read, Write};
-use std::path::Path;
+use std::io::{self, IoSlice, Read, Write};
 use std::sync::Arc;
 
 use log::debug;
 use rustls::ServerConfig;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::unbuffered::{
     ConnectionState, EncodeError, EncryptError, InsufficientSizeError, UnbufferedStatus,
 };
 
 use crate::chat::Transport;
+use crate::io_errors::{interrupted, would_block};
 
 /// The rustls this module uses, for hosts that build their configurations with it.
 pub use rustls;
@@ -33,40 +32,6 @@ const READ_CHUNK: usize = 16 * 1024 + 512;
 /// Plaintext encrypted per write at most: one record's worth, so that many small messages go
 /// out as one record, not one each.
 const PLAINTEXT_PER_WRITE: usize = 16 * 1024;
-
-/// A server configuration (TLS 1.2 and 1.3, ring's algorithms, no client certificates) with the
-/// certificate chain of `cert_pem` and the private key of `key_pem`, both PEM files. Errors name
-/// the file and what is wrong with it.
-pub fn server_config_from_pem(cert_pem: &Path, key_pem: &Path) -> io::Result<Arc<ServerConfig>> {
-    let bad = |path: &Path, what: String| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{}: {what}", path.display()),
-        )
-    };
-    let file = File::open(cert_pem).map_err(|e| bad(cert_pem, e.to_string()))?;
-    let certs = CertificateDer::pem_reader_iter(BufReader::new(file))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad(cert_pem, format!("not a PEM certificate chain: {e}")))?;
-    if certs.is_empty() {
-        return Err(bad(cert_pem, "no certificate in it".into()));
-    }
-    let key = PrivateKeyDer::from_pem_file(key_pem)
-        .map_err(|e| bad(key_pem, format!("no PEM private key in it: {e}")))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| bad(cert_pem, e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| {
-            bad(
-                key_pem,
-                format!("the key does not fit the certificate chain: {e}"),
-            )
-        })?;
-    Ok(Arc::new(config))
-}
 
 /// Where the write side is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -310,7 +275,7 @@ impl<S: Transport> TlsTransport<S> {
                 match self.io.write(&self.outgoing[self.sent..]) {
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                     Ok(n) => self.sent += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if interrupted(&e) => {}
                     Err(e) => return Err(e),
                 }
             }
@@ -337,7 +302,7 @@ impl<S: Transport> TlsTransport<S> {
     /// [`TlsTransport::push`], with `WouldBlock` meaning "the rest later".
     fn push_what_fits(&mut self) -> io::Result<()> {
         match self.push() {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            Err(e) if would_block(&e) => Ok(()),
             other => other,
         }
     }
@@ -541,6 +506,7 @@ impl<S: Transport> Transport for TlsTransport<S> {
 mod tests {
     use super::*;
     use crate::memory::MemoryTransport;
+    use rustls::pki_types::PrivateKeyDer;
 
     /// A server configuration with a certificate for `localhost`, and a client configuration
     /// that trusts it.
@@ -550,24 +516,14 @@ mod tests {
             .unwrap()
             .self_signed(&key)
             .unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let server = ServerConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![cert.der().clone()],
-                PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
-            )
-            .unwrap();
+        let server = server_config(
+            vec![cert.der().clone()],
+            PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+        )
+        .unwrap();
         let mut roots = rustls::RootCertStore::empty();
         roots.add(cert.der().clone()).unwrap();
-        let client = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        (Arc::new(server), Arc::new(client))
+        (server, client_config(roots).unwrap())
     }
 
     type End = TlsTransport<MemoryTransport>;
@@ -611,7 +567,7 @@ mod tests {
             match end.read(&mut buf) {
                 Ok(0) => return out,
                 Ok(n) => out.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return out,
+                Err(e) if would_block(&e) => return out,
                 Err(e) => panic!("{e}"),
             }
         }

@@ -455,22 +455,11 @@ fn tls_configs() -> &'static (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfi
             .unwrap()
             .self_signed(&key)
             .unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
         let der = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
-        let server = rustls::ServerConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![cert.der().clone()], der)
-            .unwrap();
+        let server = a_chat::tls::server_config(vec![cert.der().clone()], der).unwrap();
         let mut roots = rustls::RootCertStore::empty();
         roots.add(cert.der().clone()).unwrap();
-        let client = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        (Arc::new(server), Arc::new(client))
+        (server, a_chat::tls::client_config(roots).unwrap())
     })
 }
 

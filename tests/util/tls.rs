@@ -94,11 +94,5 @@ pub fn client_config(other: bool) -> Arc<ClientConfig> {
         &files.ca_der
     };
     roots.add(ca.clone()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Arc::new(config)
+    a_chat::tls::client_config(roots).unwrap()
 }

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::bench::BenchArgs;
 use crate::common::{parse_bytes, parse_secs};
+use crate::tls_client::TlsClientArgs;
 
 /// The heading of the global logging options, after each subcommand's own.
 const LOGGING: &str = "Logging (also RUST_LOG, e.g. a_chat::cluster=debug)";
@@ -45,18 +46,6 @@ pub struct ClientArgs {
     pub addr: String,
     #[command(flatten)]
     pub tls: TlsClientArgs,
-}
-
-/// How a client (or the load generator) speaks TLS.
-#[derive(Debug, Clone, Args)]
-pub struct TlsClientArgs {
-    /// Speak TLS to the server.
-    #[arg(long)]
-    pub tls: bool,
-    /// With --tls: trust the certificates of this PEM file (a self-signed one, say) instead of
-    /// the system's roots.
-    #[arg(long, value_name = "FILE", requires = "tls")]
-    pub ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

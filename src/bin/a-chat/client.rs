@@ -14,6 +14,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use crate::cli::ClientArgs;
 use crate::stream::{ClientStream, TlsTarget};
 use crate::tls_client::{client_config, server_name};
+use a_chat::io_errors::{interrupted, would_block};
 
 const SOCKET: Token = Token(0);
 const STDIN: Token = Token(1);
@@ -74,7 +75,7 @@ pub fn run(args: &ClientArgs) -> io::Result<ExitCode> {
     let mut events = Events::with_capacity(16);
     loop {
         match poll.poll(&mut events, None) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if interrupted(&e) => continue,
             other => other?,
         }
         for event in events.iter() {
@@ -181,13 +182,13 @@ impl Client {
                     self.out.drain(..n);
                     self.sent += u64::try_from(n).unwrap_or(u64::MAX);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if would_block(&e) => return Ok(()),
+                Err(e) if interrupted(&e) => {}
                 Err(e) => return Err(e),
             }
         }
         match self.stream.flush() {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if would_block(&e) => return Ok(()),
             other => other?,
         }
         if self.input_done && !self.write_shut {
@@ -217,8 +218,8 @@ impl Client {
                     out.write_all(bytes)?;
                     out.flush()?;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if would_block(&e) => return Ok(None),
+                Err(e) if interrupted(&e) => {}
                 Err(e) => return Err(e),
             }
         }

@@ -12,6 +12,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
 use crate::cli::ServerArgs;
+use a_chat::io_errors::interrupted;
 
 const SIGNALS: Token = Token(0);
 /// Everything after the signal token belongs to the chat server.
@@ -99,7 +100,7 @@ pub fn run(args: ServerArgs) -> io::Result<ExitCode> {
             None => server.timeout(),
         };
         if let Err(e) = poll.poll(&mut events, timeout) {
-            if e.kind() == io::ErrorKind::Interrupted {
+            if interrupted(&e) {
                 continue;
             }
             return Err(e);

@@ -1,13 +1,26 @@
-//! The client side of TLS for `a-chat client --tls` and `a-chat bench --tls`: whom to trust,
-//! and the name the server's certificate must show.
+//! The client side of TLS for `a-chat client --tls` and `a-chat bench --tls`: the options,
+//! whom to trust, and the name the server's certificate must show.
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use clap::Args;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
+
+/// How a client (or the load generator) speaks TLS.
+#[derive(Debug, Clone, Args)]
+pub struct TlsClientArgs {
+    /// Speak TLS to the server.
+    #[arg(long)]
+    pub tls: bool,
+    /// With --tls: trust the certificates of this PEM file (a self-signed one, say) instead of
+    /// the system's roots.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub ca: Option<PathBuf>,
+}
 
 /// A client configuration trusting the certificates of `ca` (a PEM file), or the system's roots
 /// when there is none.
@@ -42,13 +55,7 @@ pub fn client_config(ca: Option<&Path>) -> io::Result<Arc<ClientConfig>> {
             roots.add_parsable_certificates(found.certs);
         }
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(io::Error::other)?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+    a_chat::tls::client_config(roots).map_err(io::Error::other)
 }
 
 /// The name to check the certificate against: the host part of `addr` (`HOST:PORT`,

@@ -5,10 +5,9 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::cli::TlsClientArgs;
 use crate::common::parse_secs;
 use crate::stream::TlsTarget;
-use crate::tls_client::{client_config, server_name};
+use crate::tls_client::{TlsClientArgs, client_config, server_name};
 
 use super::wire;
 

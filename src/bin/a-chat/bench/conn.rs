@@ -10,6 +10,7 @@ use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
 use crate::stream::{ClientStream, TlsTarget};
+use a_chat::io_errors::{interrupted, would_block};
 
 /// The longest line accepted from the server. Far above any line of a run (`from NAME: TEXT`
 /// with TEXT of `--bytes`): only a server that broke the framing reaches it.
@@ -133,8 +134,8 @@ impl Conn {
                     self.written += n;
                     total += n;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if would_block(&e) => break,
+                Err(e) if interrupted(&e) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -143,7 +144,7 @@ impl Conn {
             self.written = 0;
             // TLS records the session still holds.
             match stream.flush() {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if would_block(&e) => {}
                 other => other?,
             }
         }
@@ -185,8 +186,8 @@ impl Conn {
                     .framer
                     .feed(&scratch[..n], MAX_LINE, &mut on_line)
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if would_block(&e) => return Ok(false),
+                Err(e) if interrupted(&e) => {}
                 Err(e) => return Err(e),
             }
         }

@@ -14,6 +14,7 @@ use super::conn::{Conn, Phase};
 use super::deliveries::{Deliveries, latency_histogram};
 use super::progress::{Progress, Snapshot};
 use super::wire::{self, Received};
+use a_chat::io_errors::interrupted;
 
 /// Bytes read from a socket at a time, into the one scratch buffer of the loop.
 const SCRATCH: usize = 64 * 1024;
@@ -132,7 +133,7 @@ impl Driver {
         let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
         let polled = self.poll.poll(&mut events, Some(timeout));
         let result = match polled {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+            Err(e) if interrupted(&e) => Ok(()),
             Err(e) => Err(e),
             Ok(()) => {
                 for event in events.iter() {

@@ -1,0 +1,26 @@
+//! [`Tokens`]: the share of a host's `Poll` tokens a server may use.
+
+use mio::Token;
+
+/// The share of a `Poll`'s tokens the server may use: `count` tokens from `first` on.
+///
+/// The listeners take the first tokens, in the order given; then the metrics endpoint, when
+/// it has one (17 tokens); the rest are for connections. The server never registers, matches
+/// or reuses a token outside its share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tokens {
+    /// The first token of the share.
+    pub first: Token,
+    /// How many tokens the share holds.
+    pub count: usize,
+}
+
+impl Tokens {
+    /// Whether `token` is in the share.
+    pub fn contains(&self, token: Token) -> bool {
+        token
+            .0
+            .checked_sub(self.first.0)
+            .is_some_and(|index| index < self.count)
+    }
+}
