@@ -38,7 +38,7 @@ impl<T: Transport> Chat<T> {
         }
         // Cluster mode: the peers leave the cluster at once; messages from other nodes find
         // their names free.
-        let names: Vec<Rc<str>> = self.directory.keys().cloned().collect();
+        let names: Vec<Rc<str>> = self.directory.names().cloned().collect();
         for name in &names {
             self.release_name(name);
         }
@@ -214,7 +214,7 @@ impl<T: Transport> Chat<T> {
         peer.phase = Phase::Closed { reason };
         self.take_released(key);
         self.reindex(key);
-        self.stats.bytes_queued -= dropped;
+        self.ledger.written(dropped);
         if self.is_shutting_down() {
             self.stats.bytes_unsent_at_shutdown += dropped as u64;
         }
@@ -236,16 +236,14 @@ impl<T: Transport> Chat<T> {
         };
         match peer.phase {
             Phase::Chatting => {
-                self.directory.remove(&name);
-                if self.routing && peer.last_route == self.route_count {
-                    // It got the line being routed: see `route`.
-                    self.gone_mid_line.push(name.clone());
-                }
+                self.directory.log_out(&name);
+                // If it got the line being routed: see `route`.
+                self.route.receiver_gone(peer.last_route, &name);
                 self.release_name(&name);
             }
             // Its claim's answer finds it gone and gives the name back.
             Phase::Claiming(_) => {
-                self.pending_claims.remove(&name);
+                self.directory.claim_ended(&name);
             }
             _ => {}
         }

@@ -18,16 +18,18 @@
 mod alloc_cost;
 mod closing;
 mod cluster;
+mod directory;
 mod login;
 mod lookups;
 mod memory_bound;
 mod outbox;
 mod peer;
+mod queue_ledger;
+mod route_state;
 mod routing;
 mod timers;
 mod transport;
 
-use std::collections::HashMap;
 use std::io;
 use std::rc::Rc;
 use std::time::Instant;
@@ -45,8 +47,10 @@ pub use peer::CloseReason;
 pub use transport::Transport;
 
 use closing::Shutdown;
-use memory_bound::QueueIndex;
+use directory::Directory;
 use peer::{Peer, Phase, ReadMode};
+use queue_ledger::QueueLedger;
+use route_state::RouteState;
 use timers::Timers;
 
 /// Bytes read from one connection per call before the other connections get their turn.
@@ -85,8 +89,8 @@ const SCRATCH_LEN: usize = 64 * 1024;
 pub struct Chat<T> {
     config: Config,
     peers: Slab<Peer<T>>,
-    /// Invariant: maps exactly the names of the peers in `Phase::Chatting` to their keys.
-    directory: HashMap<Rc<str>, usize>,
+    /// The names logged in here, and those being claimed from the cluster.
+    directory: Directory,
     /// Connections logging in or logged in (not closing).
     active: usize,
     timers: Timers,
@@ -97,25 +101,16 @@ pub struct Chat<T> {
     unread: Vec<usize>,
     /// Keys in `Phase::Closed`, waiting for the end of the turn.
     closed: Vec<usize>,
-    /// Numbers routed lines, so that a receiver named twice in one line gets it once.
-    route_count: u64,
-    /// Set while a line is being routed.
-    routing: bool,
-    /// The names of receivers that got the line being routed and were closed since (to make
-    /// room for later receivers): a name named again in the same line is not unknown.
-    gone_mid_line: Vec<Rc<str>>,
-    /// Where routed messages are formatted before being copied into their shared buffer.
-    format_buf: Vec<u8>,
+    /// The line being routed.
+    route: RouteState,
     stats: Stats,
     /// Set once a graceful shutdown began.
     shutdown: Option<Shutdown>,
-    /// The connections with bytes queued, by queue size.
-    queue_index: QueueIndex,
+    /// What the queues hold together, and the queues by cost.
+    ledger: QueueLedger,
     /// Cluster mode: the link to Redis.
     #[cfg(feature = "cluster")]
     cluster: Option<ClusterLink>,
-    /// Cluster mode: names being claimed for logins here, to their connections' keys.
-    pending_claims: HashMap<Rc<str>, usize>,
     scratch: Vec<u8>,
     read_budget: usize,
 }
@@ -124,13 +119,11 @@ impl<T: Transport> Chat<T> {
     /// An empty core with the given limits, reading at most [`DEFAULT_READ_BUDGET`] bytes from
     /// one connection per call.
     ///
-    /// The directory of names is sized for `config.max_conns` names at once (16 Mi at most),
-    /// so that it never grows (rehashing every name in one go) while peers log in: at a
-    /// million peers that stalled the loop for 0.2-0.4 s. Its buckets are reserved, not
-    /// touched, until used.
+    /// The directory of names is sized for `config.max_conns` names at once, so that it never
+    /// grows while peers log in (see `Directory::new`).
     pub fn new(config: Config) -> Self {
         Chat {
-            directory: HashMap::with_capacity(config.max_conns.min(1 << 24)),
+            directory: Directory::new(config.max_conns),
             config,
             peers: Slab::new(),
             active: 0,
@@ -139,16 +132,12 @@ impl<T: Transport> Chat<T> {
             dirty: Vec::new(),
             unread: Vec::new(),
             closed: Vec::new(),
-            route_count: 0,
-            routing: false,
-            gone_mid_line: Vec::new(),
-            format_buf: Vec::new(),
+            route: RouteState::default(),
             stats: Stats::default(),
             shutdown: None,
-            queue_index: QueueIndex::default(),
+            ledger: QueueLedger::default(),
             #[cfg(feature = "cluster")]
             cluster: None,
-            pending_claims: HashMap::new(),
             scratch: vec![0; SCRATCH_LEN],
             read_budget: DEFAULT_READ_BUDGET,
         }
@@ -308,6 +297,8 @@ impl<T: Transport> Chat<T> {
         let mut stats = Stats {
             connections_open: self.peers.len(),
             peers_logged_in: self.directory.len(),
+            bytes_queued: self.ledger.bytes_queued(),
+            queue_memory: self.ledger.memory(),
             max_memory: self.config.max_memory,
             ..self.stats
         };
@@ -490,7 +481,7 @@ impl<T: Transport> Chat<T> {
         }
         let charge = |cost: outbox::PushCost| cost.entries + if counted { 0 } else { cost.buffer };
         let mut cost = peer.outbox.push_cost(bytes.len());
-        while self.stats.queue_memory + charge(cost) > self.config.max_memory {
+        while self.ledger.memory() + charge(cost) > self.config.max_memory {
             if !self.make_room(key, charge(cost)) {
                 return false;
             }
@@ -502,10 +493,11 @@ impl<T: Transport> Chat<T> {
             }
             cost = now;
         }
-        self.stats.bytes_queued += bytes.len();
+        let len = bytes.len();
         let entries = self.peers[key].outbox.push(bytes);
         debug_assert_eq!(entries, cost.entries);
-        self.stats.queue_memory += charge(cost) - cost.entries + entries;
+        self.ledger
+            .queued(len, charge(cost) - cost.entries + entries);
         self.reindex(key);
         self.mark_dirty(key);
         true
@@ -572,7 +564,7 @@ impl<T: Transport> Chat<T> {
                 Err(e) => break Err(CloseReason::Io(e.kind())),
             }
         };
-        self.stats.bytes_queued -= written;
+        self.ledger.written(written);
         self.take_released(key);
         self.reindex(key);
         result
@@ -984,7 +976,7 @@ mod tests {
         s.turn();
         s.send(alice, b" line\n");
         s.turn();
-        let key = s.chat.directory["alice"];
+        let key = s.chat.directory.look_up("alice").unwrap();
         let peer = &s.chat.peers[key];
         assert_eq!(peer.framer.buffered(), 0);
         assert!(peer.outbox.is_empty());
