@@ -12,6 +12,72 @@ use super::queue_ledger::QueueLedger;
 use super::{Chat, Transport};
 
 impl<T: Transport> Chat<T> {
+    /// Queues a notice made of `text` for `key` (a buffer of its own, charged to the memory
+    /// bound).
+    pub(super) fn queue_text(&mut self, key: usize, text: &str) -> bool {
+        self.queue(key, Rc::from(text.as_bytes()), false)
+    }
+
+    /// Queues `bytes` (never empty) for `key`; `counted` says whether the buffer is already
+    /// counted in the memory of all queues together (queued for another receiver of the same
+    /// line), so that only the entry it takes is added.
+    ///
+    /// A queue whose cost would exceed `max_queue` (its buffers in full, shared or not, and
+    /// its entries; see `Outbox::cost`) is flushed, and if that is not enough, its peer is
+    /// disconnected as a slow consumer. Then, while the queues together would pass
+    /// `max_memory`, the costliest queue is flushed, and its peer disconnected if it takes
+    /// nothing, then the next (`make_room`). Returns whether `bytes` was queued. Constant time
+    /// unless the memory bound is reached.
+    pub(super) fn queue(&mut self, key: usize, bytes: Rc<[u8]>, counted: bool) -> bool {
+        debug_assert!(!bytes.is_empty());
+        let max_queue = self.config.max_queue;
+        let fits = |outbox: &super::outbox::Outbox| {
+            let cost = outbox.push_cost(bytes.len());
+            outbox.cost() + cost.buffer + cost.entries <= max_queue
+        };
+        if !fits(&self.peers[key].outbox) {
+            // Queues are normally flushed once per turn; under pressure, flush this one now,
+            // so that only a peer that really does not read is called slow.
+            if let Err(reason) = self.write_queued(key) {
+                self.close_now(key, reason);
+                return false;
+            }
+        }
+        let peer = &mut self.peers[key];
+        if !fits(&peer.outbox) {
+            match &peer.name {
+                Some(name) => warn!("#{key} {name} is a slow consumer: disconnecting"),
+                None => warn!("#{key} is a slow consumer: disconnecting"),
+            }
+            self.stats.slow_consumers_evicted += 1;
+            self.close_now(key, CloseReason::SlowConsumer);
+            return false;
+        }
+        let charge =
+            |cost: super::outbox::PushCost| cost.entries + if counted { 0 } else { cost.buffer };
+        let mut cost = peer.outbox.push_cost(bytes.len());
+        while self.ledger.memory() + charge(cost) > self.config.max_memory {
+            if !self.make_room(key, charge(cost)) {
+                return false;
+            }
+            // Making room may have flushed this very queue (the costliest), and changed what
+            // the push adds to it; once it does not change, room was made, or no queue is left.
+            let now = self.peers[key].outbox.push_cost(bytes.len());
+            if now == cost {
+                break;
+            }
+            cost = now;
+        }
+        let len = bytes.len();
+        let entries = self.peers[key].outbox.push(bytes);
+        debug_assert_eq!(entries, cost.entries);
+        self.ledger
+            .queued(len, charge(cost) - cost.entries + entries);
+        self.reindex(key);
+        self.mark_dirty(key);
+        true
+    }
+
     /// Files `key` under its queue's size class after the queue changed (see
     /// `QueueLedger::reindex`).
     #[inline]
