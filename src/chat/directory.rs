@@ -46,6 +46,7 @@ impl Directory {
     }
 
     /// Whether nobody is logged in here.
+    #[cfg(any(test, feature = "cluster"))]
     pub(super) fn is_empty(&self) -> bool {
         self.names.is_empty()
     }

@@ -2,18 +2,32 @@
 //! timers and the shutdown sequence. It never opens a socket or reads a clock: a driver hands
 //! it transports, readiness and the time.
 //!
-//! | file | owns |
+//! [`Chat`] composes parts that own their state and keep their own invariants (written on their
+//! fields, tested in their files); its methods, spread over the files below by concern,
+//! orchestrate them.
+//!
+//! | part (file) | owns |
 //! | --- | --- |
-//! | `mod.rs` | [`Chat`]: the connection table, reads, the per-turn work, queueing |
+//! | `Directory` (`directory.rs`) | the names logged in here to their keys, and the cluster claims in progress |
+//! | `QueueLedger` (`queue_ledger.rs`) | what all queues hold (memory, bytes), the queues by size class, the costliest one |
+//! | `RouteState` (`route_state.rs`) | the line being routed: its stamp, receivers gone mid-line, the format buffer |
+//! | `WorkLists` (`work_lists.rs`) | the connections to flush, to read again and to hand back at the end of the turn |
+//! | `Timers` (`timers.rs`) | deadlines with generations |
+//! | `Peer`, `Outbox` (`peer.rs`, `outbox.rs`) | a connection's `Phase` and `CloseReason`; its outbound queue |
+//!
+//! | file | what `Chat` does there |
+//! | --- | --- |
+//! | `mod.rs` | [`Chat`]: the connection table, the public calls, reads, flushes |
+//! | `lines.rs` | one peer's input framed into lines, each handled as its phase says |
 //! | `login.rs` | the name line, and a login waiting for a name whose holder may be closing |
 //! | `routing.rs` | one `DESTS: TEXT` line into its receivers' queues |
-//! | `closing.rs` | closing one connection, and the graceful shutdown of all |
+//! | `memory_bound.rs` | queueing under `max_queue` and `max_memory`, and which queue goes first |
+//! | `closing.rs` | closing one connection, timeouts, reaping, and the graceful shutdown of all |
 //! | `cluster.rs` | cluster mode: the link to Redis fed, its events applied |
 //! | `lookups.rs` | cluster mode: each peer's budget of lookups in flight, its lines held meanwhile |
-//! | `memory_bound.rs` | the bound on all queues together, and which queue goes first |
 //! | `alloc_cost.rs` | what a queued buffer and a queue's entries really cost the allocator |
-//! | `peer.rs` | a connection's `Phase` and `CloseReason` |
-//! | `outbox.rs`, `timers.rs`, `transport.rs` | the outbound queue, deadlines, the IO trait |
+//! | `transport.rs` | the IO trait |
+//! | `tests.rs` | the core's own tests through `MemoryServer` |
 
 mod alloc_cost;
 mod closing;
