@@ -100,6 +100,7 @@ pub mod metrics;
 mod net;
 pub mod parse;
 pub mod process;
+mod rand;
 mod stats;
 #[cfg(feature = "tls")]
 pub mod tls;

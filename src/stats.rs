@@ -1,5 +1,7 @@
 //! Counters an embedding host, the metrics and the shutdown summary read: cheap to copy,
-//! updated in place.
+//! updated in place. The core keeps its monotonic counters (since start) in a `Stats` of its
+//! own; the gauges (connections open, names logged in, bytes queued, queue memory) are kept by
+//! the parts that own them and filled in when `Chat::stats` takes the snapshot.
 
 use crate::parse::LineError;
 

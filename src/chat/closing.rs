@@ -38,7 +38,7 @@ impl<T: Transport> Chat<T> {
         }
         // Cluster mode: the peers leave the cluster at once; messages from other nodes find
         // their names free.
-        let names: Vec<Rc<str>> = self.directory.keys().cloned().collect();
+        let names: Vec<Rc<str>> = self.directory.names().cloned().collect();
         for name in &names {
             self.release_name(name);
         }
@@ -214,11 +214,11 @@ impl<T: Transport> Chat<T> {
         peer.phase = Phase::Closed { reason };
         self.take_released(key);
         self.reindex(key);
-        self.stats.bytes_queued -= dropped;
+        self.ledger.written(dropped);
         if self.is_shutting_down() {
             self.stats.bytes_unsent_at_shutdown += dropped as u64;
         }
-        self.closed.push(key);
+        self.work.closed(key);
     }
 
     /// Leaves the logged-in or logging-in state: frees the name at once.
@@ -236,16 +236,14 @@ impl<T: Transport> Chat<T> {
         };
         match peer.phase {
             Phase::Chatting => {
-                self.directory.remove(&name);
-                if self.routing && peer.last_route == self.route_count {
-                    // It got the line being routed: see `route`.
-                    self.gone_mid_line.push(name.clone());
-                }
+                self.directory.log_out(&name);
+                // If it got the line being routed: see `route`.
+                self.route.receiver_gone(peer.last_route, &name);
                 self.release_name(&name);
             }
             // Its claim's answer finds it gone and gives the name back.
             Phase::Claiming(_) => {
-                self.pending_claims.remove(&name);
+                self.directory.claim_ended(&name);
             }
             _ => {}
         }
@@ -262,5 +260,54 @@ impl<T: Transport> Chat<T> {
             self.timers.push(at, key, peer.generation);
         }
         peer.phase = phase;
+    }
+
+    /// Runs the expired timers: logins, contention retries, closes.
+    pub(super) fn handle_timeouts(&mut self, now: Instant) {
+        while let Some((at, key, generation)) = self.timers.pop_due(now) {
+            let Some(peer) = self.peers.get(key) else {
+                continue;
+            };
+            if peer.generation != generation || peer.phase.deadline() != Some(at) {
+                continue;
+            }
+            match &peer.phase {
+                // No notice: the contract names none for a login timeout. The close is the
+                // same orderly one (write side shut, input drained) as after a notice.
+                Phase::AwaitingName { .. } | Phase::Claiming(_) => {
+                    self.stats.login_timeouts += 1;
+                    self.begin_close(key, CloseReason::LoginTimeout, now);
+                }
+                Phase::Contending(_) => self.retry_login(key, now),
+                Phase::Closing { reason, .. } | Phase::Lingering { reason, .. } => {
+                    let reason = match reason {
+                        CloseReason::PeerClosed => CloseReason::TimedOut,
+                        other => other.clone(),
+                    };
+                    self.close_now(key, reason);
+                }
+                Phase::Chatting | Phase::Closed { .. } => {}
+            }
+        }
+    }
+
+    /// Removes the closed connections, handing each transport to `release`. Logs one
+    /// disconnect line per connection.
+    pub(super) fn reap(&mut self, release: &mut impl FnMut(usize, T, CloseReason)) {
+        for key in self.work.take_closed() {
+            let peer = self.peers.remove(key);
+            let Phase::Closed { reason } = peer.phase else {
+                unreachable!("only closed connections are on the list");
+            };
+            match &peer.name {
+                Some(name) => log::info!("#{key} {name} disconnected: {reason}"),
+                None => log::info!("#{key} disconnected: {reason}"),
+            }
+            release(key, peer.io, reason);
+        }
+        if self.peers.is_empty() {
+            // Give back the table's memory after a burst of connections.
+            self.peers.shrink_to_fit();
+        }
     }
 }

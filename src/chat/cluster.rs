@@ -146,7 +146,7 @@ impl<T: Transport> Chat<T> {
     /// peer logged in here among them.
     pub(crate) fn on_cluster_connected(&mut self, now: Instant) {
         if let Some(link) = &mut self.cluster {
-            link.on_connected(now, self.directory.keys());
+            link.on_connected(now, self.directory.names());
         }
     }
 
@@ -209,7 +209,7 @@ impl<T: Transport> Chat<T> {
             match event {
                 Event::Claim { who, name, outcome } => self.on_claimed(who, name, outcome, now),
                 Event::NameLost { name } => {
-                    if let Some(&key) = self.directory.get(name.as_str()) {
+                    if let Some(key) = self.directory.look_up(name.as_str()) {
                         log::warn!(
                             "#{key} {name}: another node took this name while Redis was away"
                         );
@@ -235,7 +235,7 @@ impl<T: Transport> Chat<T> {
                 }
                 Event::Records(payload) => self.on_records(&payload),
                 Event::Reclaim => {
-                    let names: Vec<Rc<str>> = self.directory.keys().cloned().collect();
+                    let names: Vec<Rc<str>> = self.directory.names().cloned().collect();
                     if let Some(link) = &mut self.cluster {
                         link.reclaim(&names);
                     }
@@ -264,7 +264,7 @@ impl<T: Transport> Chat<T> {
                     text,
                 }) => self.deliver_record(origin, sender, dests, text),
                 Ok(Record::Bounce { sender, dest }) => {
-                    if let Some(&key) = self.directory.get(sender) {
+                    if let Some(key) = self.directory.look_up(sender) {
                         self.undelivered(key, dest, Undelivered::NoSuchPeer);
                     }
                 }
@@ -299,7 +299,7 @@ impl<T: Transport> Chat<T> {
         // Whether the buffer is counted in the queues' memory: from its first receiver on.
         let mut charged = false;
         for dest in records::dest_names(dests) {
-            let Some(&key) = self.directory.get(dest) else {
+            let Some(key) = self.directory.look_up(dest) else {
                 if let Some(link) = &mut self.cluster {
                     link.bounce(origin, sender, dest);
                 }
@@ -307,7 +307,7 @@ impl<T: Transport> Chat<T> {
             };
             let bytes = match &shared {
                 Some(bytes) => bytes.clone(),
-                None => shared.insert(self.format_message(sender, text)).clone(),
+                None => shared.insert(self.route.format(sender, text)).clone(),
             };
             if self.queue(key, bytes, charged) {
                 charged = true;
@@ -325,7 +325,7 @@ impl<T: Transport> Chat<T> {
     /// connection, but only on this rare path (a line to a name whose login here was still
     /// claiming it, from a sender closing since).
     fn sender_here(&self, sender: &str) -> Option<usize> {
-        self.directory.get(sender).copied().or_else(|| {
+        self.directory.look_up(sender).or_else(|| {
             self.peers
                 .iter()
                 .find(|(_, peer)| {

@@ -53,7 +53,7 @@ impl<T: Transport> Chat<T> {
         match self.start_claim(key, &name) {
             ClaimStart::NoCluster => self.log_in(key, name),
             ClaimStart::Sent => {
-                self.pending_claims.insert(name.clone(), key);
+                self.directory.claim_started(name.clone(), key);
                 // Named already, for its disconnect line and for `retire`.
                 self.peers[key].name = Some(name);
                 self.wait_for_name(key, line, login_deadline, Wait::Claim, now);
@@ -68,10 +68,10 @@ impl<T: Transport> Chat<T> {
     /// Whether a connected peer holds `name` here (or a login here is claiming it). A holder
     /// that has already hung up is logged out first: its name is free at once.
     fn name_is_held(&mut self, name: &str, now: Instant) -> bool {
-        if self.pending_claims.contains_key(name) {
+        if self.directory.is_claimed(name) {
             return true;
         }
-        let Some(&holder) = self.directory.get(name) else {
+        let Some(holder) = self.directory.look_up(name) else {
             return false;
         };
         // Lines it sent while waiting for the cluster's answers are still to be routed.
@@ -141,7 +141,7 @@ impl<T: Transport> Chat<T> {
             }
             return;
         }
-        self.pending_claims.remove(&name);
+        self.directory.claim_ended(&name);
         let key = who.key;
         let Some(contender) = self.peers[key].phase.end_wait() else {
             return;
@@ -183,7 +183,7 @@ impl<T: Transport> Chat<T> {
     }
 
     pub(super) fn log_in(&mut self, key: usize, name: Rc<str>) {
-        self.directory.insert(name.clone(), key);
+        self.directory.log_in(name.clone(), key);
         self.stats.logins += 1;
         let peer = &mut self.peers[key];
         peer.phase = Phase::Chatting;

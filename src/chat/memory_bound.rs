@@ -1,7 +1,6 @@
-//! The global bound on queued memory (`max_memory`): what all outbound queues hold together
-//! as the allocator gives it (each buffer once, however many queues share it, and every
-//! queue's entries; see `alloc_cost`); an index of the queues by cost; and the eviction of the
-//! costliest queue, then the next, while a new message would pass the bound.
+//! The global bound on queued memory (`max_memory`): the eviction of the costliest queue, then
+//! the next, while a new message would pass the bound. What the queues hold is counted, and
+//! the costliest found, by the `QueueLedger` (`queue_ledger.rs`).
 
 use std::rc::Rc;
 
@@ -9,79 +8,93 @@ use log::warn;
 
 use super::alloc_cost::buffer_cost;
 use super::peer::CloseReason;
+use super::queue_ledger::QueueLedger;
 use super::{Chat, Transport};
 
-/// Size classes: a queue costing `n > 0` bytes ([`super::outbox::Outbox::cost`]) is in class
-/// `bit_length(n)`, 1 to 64.
-const CLASSES: usize = usize::BITS as usize + 1;
-
-/// The connections with something queued, by the size class of their queue's cost, so that the
-/// costliest queue is found without looking at every connection: the highest non-empty class
-/// holds it, and the queues in one class are within a factor of two of each other.
-#[derive(Debug)]
-pub(super) struct QueueIndex {
-    /// Invariant: `classes[c]` holds exactly the keys whose peer has `size_class == c`, c ≥ 1,
-    /// each at the position its peer's `class_slot` says.
-    classes: Vec<Vec<usize>>,
-}
-
-impl Default for QueueIndex {
-    fn default() -> Self {
-        QueueIndex {
-            classes: vec![Vec::new(); CLASSES],
-        }
-    }
-}
-
-fn size_class(queued: usize) -> u8 {
-    (usize::BITS - queued.leading_zeros()) as u8
-}
-
 impl<T: Transport> Chat<T> {
-    /// Files `key` under its queue's size class after the queue changed. Costs a comparison
-    /// unless the queue's cost crossed a power of two.
-    pub(super) fn reindex(&mut self, key: usize) {
-        let peer = &mut self.peers[key];
-        let class = size_class(peer.outbox.cost());
-        let old = peer.size_class;
-        if class == old {
-            return;
-        }
-        let slot = peer.class_slot as usize;
-        peer.size_class = class;
-        if class != 0 {
-            let members = &mut self.queue_index.classes[usize::from(class)];
-            peer.class_slot = members.len() as u32;
-            members.push(key);
-        }
-        if old != 0 {
-            let members = &mut self.queue_index.classes[usize::from(old)];
-            members.swap_remove(slot);
-            if let Some(&moved) = members.get(slot) {
-                self.peers[moved].class_slot = slot as u32;
+    /// Queues a notice made of `text` for `key` (a buffer of its own, charged to the memory
+    /// bound).
+    pub(super) fn queue_text(&mut self, key: usize, text: &str) -> bool {
+        self.queue(key, Rc::from(text.as_bytes()), false)
+    }
+
+    /// Queues `bytes` (never empty) for `key`; `counted` says whether the buffer is already
+    /// counted in the memory of all queues together (queued for another receiver of the same
+    /// line), so that only the entry it takes is added.
+    ///
+    /// A queue whose cost would exceed `max_queue` (its buffers in full, shared or not, and
+    /// its entries; see `Outbox::cost`) is flushed, and if that is not enough, its peer is
+    /// disconnected as a slow consumer. Then, while the queues together would pass
+    /// `max_memory`, the costliest queue is flushed, and its peer disconnected if it takes
+    /// nothing, then the next (`make_room`). Returns whether `bytes` was queued. Constant time
+    /// unless the memory bound is reached.
+    pub(super) fn queue(&mut self, key: usize, bytes: Rc<[u8]>, counted: bool) -> bool {
+        debug_assert!(!bytes.is_empty());
+        let max_queue = self.config.max_queue;
+        let fits = |outbox: &super::outbox::Outbox| {
+            let cost = outbox.push_cost(bytes.len());
+            outbox.cost() + cost.buffer + cost.entries <= max_queue
+        };
+        if !fits(&self.peers[key].outbox) {
+            // Queues are normally flushed once per turn; under pressure, flush this one now,
+            // so that only a peer that really does not read is called slow.
+            if let Err(reason) = self.write_queued(key) {
+                self.close_now(key, reason);
+                return false;
             }
         }
+        let peer = &mut self.peers[key];
+        if !fits(&peer.outbox) {
+            match &peer.name {
+                Some(name) => warn!("#{key} {name} is a slow consumer: disconnecting"),
+                None => warn!("#{key} is a slow consumer: disconnecting"),
+            }
+            self.stats.slow_consumers_evicted += 1;
+            self.close_now(key, CloseReason::SlowConsumer);
+            return false;
+        }
+        let charge =
+            |cost: super::outbox::PushCost| cost.entries + if counted { 0 } else { cost.buffer };
+        let mut cost = peer.outbox.push_cost(bytes.len());
+        while self.ledger.memory() + charge(cost) > self.config.max_memory {
+            if !self.make_room(key, charge(cost)) {
+                return false;
+            }
+            // Making room may have flushed this very queue (the costliest), and changed what
+            // the push adds to it; once it does not change, room was made, or no queue is left.
+            let now = self.peers[key].outbox.push_cost(bytes.len());
+            if now == cost {
+                break;
+            }
+            cost = now;
+        }
+        let len = bytes.len();
+        let entries = self.peers[key].outbox.push(bytes);
+        debug_assert_eq!(entries, cost.entries);
+        self.ledger
+            .queued(len, charge(cost) - cost.entries + entries);
+        self.reindex(key);
+        self.mark_dirty(key);
+        true
+    }
+
+    /// Files `key` under its queue's size class after the queue changed (see
+    /// `QueueLedger::reindex`).
+    #[inline]
+    pub(super) fn reindex(&mut self, key: usize) {
+        self.ledger.reindex(&mut self.peers, key);
     }
 
     /// Takes what `key`'s queue freed (chunks it dropped as their last holder, its entries once
     /// empty) off the global count.
     pub(super) fn take_released(&mut self, key: usize) {
         let released = self.peers[key].outbox.take_released();
-        self.stats.queue_memory -= released;
+        self.ledger.released(released);
     }
 
     /// The connection whose queue costs the most, if any has something queued.
     pub(super) fn largest_queue(&self) -> Option<usize> {
-        let members = self
-            .queue_index
-            .classes
-            .iter()
-            .rev()
-            .find(|m| !m.is_empty())?;
-        members
-            .iter()
-            .copied()
-            .max_by_key(|&key| self.peers[key].outbox.cost())
+        self.ledger.largest(&self.peers)
     }
 
     /// Ends the routing of a buffer that was counted in the queues' memory when first queued
@@ -92,7 +105,7 @@ impl<T: Transport> Chat<T> {
             && counted
             && Rc::strong_count(&bytes) == 1
         {
-            self.stats.queue_memory -= buffer_cost(bytes.len());
+            self.ledger.released(buffer_cost(bytes.len()));
         }
     }
 
@@ -104,7 +117,7 @@ impl<T: Transport> Chat<T> {
     pub(super) fn make_room(&mut self, key: usize, charge: usize) -> bool {
         let max_memory = self.config.max_memory;
         let mut kept = true;
-        while self.stats.queue_memory + charge > max_memory {
+        while self.ledger.memory() + charge > max_memory {
             let Some(victim) = self.largest_queue() else {
                 break;
             };
@@ -129,7 +142,7 @@ impl<T: Transport> Chat<T> {
                  holding {}; the queues hold {} of --max-memory {max_memory})",
                 peer.outbox.queued(),
                 peer.outbox.cost(),
-                self.stats.queue_memory,
+                self.ledger.memory(),
             );
             self.stats.slow_consumers_evicted += 1;
             self.stats.memory_evictions += 1;
@@ -141,26 +154,10 @@ impl<T: Transport> Chat<T> {
 }
 
 impl<T> Chat<T> {
-    /// Counts the queues' memory again from scratch, each buffer once, every queue's entries
-    /// from its deque's capacity: what [`crate::Stats::queue_memory`] must equal (a check for
-    /// tests and fuzzers). Panics if a queue's own cost, kept as it changes, is not what its
-    /// chunks and deque add up to.
+    /// Counts the queues' memory again from scratch: what [`crate::Stats::queue_memory`] must
+    /// equal (a check for tests and fuzzers; see `QueueLedger::recount`).
     pub(crate) fn recount_queue_memory(&self) -> usize {
-        let mut seen = std::collections::HashSet::new();
-        let mut total = 0;
-        for (key, peer) in &self.peers {
-            let entries = peer.outbox.recount_entries_cost();
-            let buffers: usize = peer.outbox.chunks().map(|c| buffer_cost(c.len())).sum();
-            assert_eq!(peer.outbox.cost(), buffers + entries, "#{key}'s queue cost");
-            total += entries;
-            total += peer
-                .outbox
-                .chunks()
-                .filter(|chunk| seen.insert(Rc::as_ptr(chunk).cast::<u8>()))
-                .map(|chunk| buffer_cost(chunk.len()))
-                .sum::<usize>();
-        }
-        total
+        QueueLedger::recount(&self.peers)
     }
 
     /// The cost of the costliest queue of an open connection, counted again from scratch:
@@ -402,17 +399,7 @@ mod tests {
         }
         let largest = s.chat.largest_queue().unwrap();
         assert_eq!(Some(largest), s.key(ids[199]));
-        let populated = s.chat.queue_index.classes.iter().filter(|c| !c.is_empty());
-        assert!(populated.count() <= 12, "a few size classes for 199 queues");
-    }
-
-    #[test]
-    fn size_classes_are_bit_lengths() {
-        assert_eq!(size_class(0), 0);
-        assert_eq!(size_class(1), 1);
-        assert_eq!(size_class(2), 2);
-        assert_eq!(size_class(3), 2);
-        assert_eq!(size_class(4096), 13);
-        assert_eq!(size_class(usize::MAX), 64);
+        let populated = s.chat.ledger.populated_classes();
+        assert!(populated <= 12, "a few size classes for 199 queues");
     }
 }

@@ -2,53 +2,71 @@
 //! timers and the shutdown sequence. It never opens a socket or reads a clock: a driver hands
 //! it transports, readiness and the time.
 //!
-//! | file | owns |
+//! [`Chat`] composes parts that own their state and keep their own invariants (written on their
+//! fields, tested in their files); its methods, spread over the files below by concern,
+//! orchestrate them.
+//!
+//! | part (file) | owns |
 //! | --- | --- |
-//! | `mod.rs` | [`Chat`]: the connection table, reads, the per-turn work, queueing |
+//! | `Directory` (`directory.rs`) | the names logged in here to their keys, and the cluster claims in progress |
+//! | `QueueLedger` (`queue_ledger.rs`) | what all queues hold (memory, bytes), the queues by size class, the costliest one |
+//! | `RouteState` (`route_state.rs`) | the line being routed: its stamp, receivers gone mid-line, the format buffer |
+//! | `WorkLists` (`work_lists.rs`) | the connections to flush, to read again and to hand back at the end of the turn |
+//! | `Timers` (`timers.rs`) | deadlines with generations |
+//! | `Peer`, `Outbox` (`peer.rs`, `outbox.rs`) | a connection's `Phase` and `CloseReason`; its outbound queue |
+//!
+//! | file | what `Chat` does there |
+//! | --- | --- |
+//! | `mod.rs` | [`Chat`]: the connection table, the public calls, reads, flushes |
+//! | `lines.rs` | one peer's input framed into lines, each handled as its phase says |
 //! | `login.rs` | the name line, and a login waiting for a name whose holder may be closing |
 //! | `routing.rs` | one `DESTS: TEXT` line into its receivers' queues |
-//! | `closing.rs` | closing one connection, and the graceful shutdown of all |
+//! | `memory_bound.rs` | queueing under `max_queue` and `max_memory`, and which queue goes first |
+//! | `closing.rs` | closing one connection, timeouts, reaping, and the graceful shutdown of all |
 //! | `cluster.rs` | cluster mode: the link to Redis fed, its events applied |
 //! | `lookups.rs` | cluster mode: each peer's budget of lookups in flight, its lines held meanwhile |
-//! | `memory_bound.rs` | the bound on all queues together, and which queue goes first |
 //! | `alloc_cost.rs` | what a queued buffer and a queue's entries really cost the allocator |
-//! | `peer.rs` | a connection's `Phase` and `CloseReason` |
-//! | `outbox.rs`, `timers.rs`, `transport.rs` | the outbound queue, deadlines, the IO trait |
+//! | `transport.rs` | the IO trait |
+//! | `tests.rs` | the core's own tests through `MemoryServer` |
 
 mod alloc_cost;
 mod closing;
 mod cluster;
+mod directory;
+mod lines;
 mod login;
 mod lookups;
 mod memory_bound;
 mod outbox;
 mod peer;
+mod queue_ledger;
+mod route_state;
 mod routing;
 mod timers;
 mod transport;
+mod work_lists;
 
-use std::collections::HashMap;
 use std::io;
-use std::rc::Rc;
 use std::time::Instant;
 
-use log::warn;
 use slab::Slab;
 
 #[cfg(feature = "cluster")]
 use crate::cluster::ClusterLink;
 use crate::config::Config;
 use crate::io_errors::{interrupted, would_block};
-use crate::parse::{LineError, parse_message};
 use crate::stats::Stats;
 
 pub use peer::CloseReason;
 pub use transport::Transport;
 
 use closing::Shutdown;
-use memory_bound::QueueIndex;
+use directory::Directory;
 use peer::{Peer, Phase, ReadMode};
+use queue_ledger::QueueLedger;
+use route_state::RouteState;
 use timers::Timers;
+use work_lists::WorkLists;
 
 /// Bytes read from one connection per call before the other connections get their turn.
 pub const DEFAULT_READ_BUDGET: usize = 128 * 1024;
@@ -86,37 +104,24 @@ const SCRATCH_LEN: usize = 64 * 1024;
 pub struct Chat<T> {
     config: Config,
     peers: Slab<Peer<T>>,
-    /// Invariant: maps exactly the names of the peers in `Phase::Chatting` to their keys.
-    directory: HashMap<Rc<str>, usize>,
+    /// The names logged in here, and those being claimed from the cluster.
+    directory: Directory,
     /// Connections logging in or logged in (not closing).
     active: usize,
     timers: Timers,
     next_generation: u64,
-    /// Keys that may have bytes to write or a close to carry on (see `Peer::dirty`).
-    dirty: Vec<usize>,
-    /// Keys whose last read stopped at the budget, not at `WouldBlock` (see `Peer::unread`).
-    unread: Vec<usize>,
-    /// Keys in `Phase::Closed`, waiting for the end of the turn.
-    closed: Vec<usize>,
-    /// Numbers routed lines, so that a receiver named twice in one line gets it once.
-    route_count: u64,
-    /// Set while a line is being routed.
-    routing: bool,
-    /// The names of receivers that got the line being routed and were closed since (to make
-    /// room for later receivers): a name named again in the same line is not unknown.
-    gone_mid_line: Vec<Rc<str>>,
-    /// Where routed messages are formatted before being copied into their shared buffer.
-    format_buf: Vec<u8>,
+    /// The connections to flush, to read again and to hand back at the end of the turn.
+    work: WorkLists,
+    /// The line being routed.
+    route: RouteState,
     stats: Stats,
     /// Set once a graceful shutdown began.
     shutdown: Option<Shutdown>,
-    /// The connections with bytes queued, by queue size.
-    queue_index: QueueIndex,
+    /// What the queues hold together, and the queues by cost.
+    ledger: QueueLedger,
     /// Cluster mode: the link to Redis.
     #[cfg(feature = "cluster")]
     cluster: Option<ClusterLink>,
-    /// Cluster mode: names being claimed for logins here, to their connections' keys.
-    pending_claims: HashMap<Rc<str>, usize>,
     scratch: Vec<u8>,
     read_budget: usize,
 }
@@ -125,31 +130,23 @@ impl<T: Transport> Chat<T> {
     /// An empty core with the given limits, reading at most [`DEFAULT_READ_BUDGET`] bytes from
     /// one connection per call.
     ///
-    /// The directory of names is sized for `config.max_conns` names at once (16 Mi at most),
-    /// so that it never grows (rehashing every name in one go) while peers log in: at a
-    /// million peers that stalled the loop for 0.2-0.4 s. Its buckets are reserved, not
-    /// touched, until used.
+    /// The directory of names is sized for `config.max_conns` names at once, so that it never
+    /// grows while peers log in (see `Directory::new`).
     pub fn new(config: Config) -> Self {
         Chat {
-            directory: HashMap::with_capacity(config.max_conns.min(1 << 24)),
+            directory: Directory::new(config.max_conns),
             config,
             peers: Slab::new(),
             active: 0,
             timers: Timers::default(),
             next_generation: 0,
-            dirty: Vec::new(),
-            unread: Vec::new(),
-            closed: Vec::new(),
-            route_count: 0,
-            routing: false,
-            gone_mid_line: Vec::new(),
-            format_buf: Vec::new(),
+            work: WorkLists::default(),
+            route: RouteState::default(),
             stats: Stats::default(),
             shutdown: None,
-            queue_index: QueueIndex::default(),
+            ledger: QueueLedger::default(),
             #[cfg(feature = "cluster")]
             cluster: None,
-            pending_claims: HashMap::new(),
             scratch: vec![0; SCRATCH_LEN],
             read_budget: DEFAULT_READ_BUDGET,
         }
@@ -223,7 +220,7 @@ impl<T: Transport> Chat<T> {
         mut on_interest: impl FnMut(usize, &mut T, bool) -> io::Result<()>,
         mut release: impl FnMut(usize, T, CloseReason),
     ) {
-        for key in std::mem::take(&mut self.unread) {
+        for key in self.work.take_unread() {
             if let Some(peer) = self.peers.get_mut(key) {
                 peer.unread = false;
                 self.read(key, now);
@@ -232,7 +229,7 @@ impl<T: Transport> Chat<T> {
         self.handle_timeouts(now);
         self.cluster_end_turn(now);
         self.finish_draining(now);
-        while let Some(key) = self.pop_dirty() {
+        while let Some(key) = self.work.pop_dirty(&mut self.peers) {
             self.flush(key, now);
             let Some(peer) = self.peers.get_mut(key) else {
                 continue;
@@ -263,7 +260,7 @@ impl<T: Transport> Chat<T> {
     pub fn has_unread_input(&self) -> bool {
         // A peer waiting for answers from the cluster is not on the list: its input waits for
         // them, not for a turn.
-        !self.unread.is_empty()
+        self.work.has_unread()
     }
 
     /// Whether no connection is left.
@@ -309,6 +306,8 @@ impl<T: Transport> Chat<T> {
         let mut stats = Stats {
             connections_open: self.peers.len(),
             peers_logged_in: self.directory.len(),
+            bytes_queued: self.ledger.bytes_queued(),
+            queue_memory: self.ledger.memory(),
             max_memory: self.config.max_memory,
             ..self.stats
         };
@@ -378,157 +377,12 @@ impl<T: Transport> Chat<T> {
 
     /// Puts `key` on the list of connections to read again at the end of a turn.
     fn mark_unread(&mut self, key: usize) {
-        let peer = &mut self.peers[key];
-        if !std::mem::replace(&mut peer.unread, true) {
-            self.unread.push(key);
-        }
+        self.work.mark_unread(&mut self.peers, key);
     }
 
-    /// Frames `bytes` from `key` and handles each complete line.
-    fn on_bytes(&mut self, key: usize, bytes: &[u8], now: Instant) {
-        let max_line = self.config.max_line;
-        let mut framer = std::mem::take(&mut self.peers[key].framer);
-        let result = framer.feed(bytes, max_line, |line| self.on_line(key, line, now));
-        let Some(peer) = self.peers.get_mut(key) else {
-            return;
-        };
-        peer.framer = framer;
-        if let Phase::Contending(contender) | Phase::Claiming(contender) = &mut peer.phase {
-            // The rest of this read waits with the name line, in order.
-            contender.input.extend(peer.framer.take_unfinished());
-            contender.too_long |= result.is_err();
-        } else if result.is_err() && peer.phase.read_mode() == ReadMode::Process {
-            match &mut peer.held {
-                // The lines before it are routed first.
-                Some(held) => held.too_long = true,
-                None => self.reject(key, LineError::LineTooLong, now),
-            }
-        }
-    }
-
-    fn on_line(&mut self, key: usize, line: &[u8], now: Instant) {
-        match &mut self.peers[key].phase {
-            &mut Phase::AwaitingName {
-                deadline,
-                contended,
-            } => self.on_name_line(key, line, deadline, contended, now),
-            Phase::Contending(contender) | Phase::Claiming(contender) => {
-                contender.input.extend_from_slice(line);
-                contender.input.push(b'\n');
-            }
-            Phase::Chatting => {
-                if self.peers[key].held.is_some() || self.awaits_lookups(key) {
-                    self.hold_line(key, line);
-                } else {
-                    self.on_message_line(key, line, now);
-                }
-            }
-            // Lines after a closing one are not looked at.
-            Phase::Closing { .. } | Phase::Lingering { .. } | Phase::Closed { .. } => {}
-        }
-    }
-
-    /// A line of the logged-in peer `key`: routed, or answered with a notice.
-    fn on_message_line(&mut self, key: usize, line: &[u8], now: Instant) {
-        match parse_message(line) {
-            Ok(None) => {}
-            Ok(Some(message)) => self.route(key, message),
-            Err(error) => self.reject(key, error, now),
-        }
-    }
-
-    /// Sends the notice for `error` to `key`, and closes the connection if the rule says so.
-    fn reject(&mut self, key: usize, error: LineError, now: Instant) {
-        self.stats.lines_rejected[error.index()] += 1;
-        if !self.queue_text(key, error.notice()) {
-            return;
-        }
-        if error.closes_connection() {
-            self.begin_close(key, CloseReason::Rejected(error), now);
-        }
-    }
-
-    /// Queues a notice made of `text` for `key` (a buffer of its own, charged to the memory
-    /// bound).
-    fn queue_text(&mut self, key: usize, text: &str) -> bool {
-        self.queue(key, Rc::from(text.as_bytes()), false)
-    }
-
-    /// Queues `bytes` (never empty) for `key`; `counted` says whether the buffer is already
-    /// counted in the memory of all queues together (queued for another receiver of the same
-    /// line), so that only the entry it takes is added.
-    ///
-    /// A queue whose cost would exceed `max_queue` (its buffers in full, shared or not, and
-    /// its entries; see `Outbox::cost`) is flushed, and if that is not enough, its peer is
-    /// disconnected as a slow consumer. Then, while the queues together would pass
-    /// `max_memory`, the costliest queue is flushed, and its peer disconnected if it takes
-    /// nothing, then the next (`make_room`). Returns whether `bytes` was queued. Constant time
-    /// unless the memory bound is reached.
-    fn queue(&mut self, key: usize, bytes: Rc<[u8]>, counted: bool) -> bool {
-        debug_assert!(!bytes.is_empty());
-        let max_queue = self.config.max_queue;
-        let fits = |outbox: &outbox::Outbox| {
-            let cost = outbox.push_cost(bytes.len());
-            outbox.cost() + cost.buffer + cost.entries <= max_queue
-        };
-        if !fits(&self.peers[key].outbox) {
-            // Queues are normally flushed once per turn; under pressure, flush this one now,
-            // so that only a peer that really does not read is called slow.
-            if let Err(reason) = self.write_queued(key) {
-                self.close_now(key, reason);
-                return false;
-            }
-        }
-        let peer = &mut self.peers[key];
-        if !fits(&peer.outbox) {
-            match &peer.name {
-                Some(name) => warn!("#{key} {name} is a slow consumer: disconnecting"),
-                None => warn!("#{key} is a slow consumer: disconnecting"),
-            }
-            self.stats.slow_consumers_evicted += 1;
-            self.close_now(key, CloseReason::SlowConsumer);
-            return false;
-        }
-        let charge = |cost: outbox::PushCost| cost.entries + if counted { 0 } else { cost.buffer };
-        let mut cost = peer.outbox.push_cost(bytes.len());
-        while self.stats.queue_memory + charge(cost) > self.config.max_memory {
-            if !self.make_room(key, charge(cost)) {
-                return false;
-            }
-            // Making room may have flushed this very queue (the costliest), and changed what
-            // the push adds to it; once it does not change, room was made, or no queue is left.
-            let now = self.peers[key].outbox.push_cost(bytes.len());
-            if now == cost {
-                break;
-            }
-            cost = now;
-        }
-        self.stats.bytes_queued += bytes.len();
-        let entries = self.peers[key].outbox.push(bytes);
-        debug_assert_eq!(entries, cost.entries);
-        self.stats.queue_memory += charge(cost) - cost.entries + entries;
-        self.reindex(key);
-        self.mark_dirty(key);
-        true
-    }
-
+    /// Puts `key` on the list of connections to flush at the end of the turn.
     fn mark_dirty(&mut self, key: usize) {
-        let peer = &mut self.peers[key];
-        if !std::mem::replace(&mut peer.dirty, true) {
-            self.dirty.push(key);
-        }
-    }
-
-    /// The next connection that may have something to write or a close to carry on.
-    fn pop_dirty(&mut self) -> Option<usize> {
-        while let Some(key) = self.dirty.pop() {
-            if let Some(peer) = self.peers.get_mut(key)
-                && std::mem::take(&mut peer.dirty)
-            {
-                return Some(key);
-            }
-        }
-        None
+        self.work.mark_dirty(&mut self.peers, key);
     }
 
     /// Writes what is queued for `key` until `WouldBlock` or empty; once a closing connection's
@@ -547,7 +401,7 @@ impl<T: Transport> Chat<T> {
         // Bytes of the transport's own (TLS records, a close_notify) follow the queue.
         match self.peers[key].io.flush() {
             Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if would_block(&e) => {}
             Err(e) => {
                 self.close_now(key, CloseReason::Io(e.kind()));
                 return;
@@ -573,426 +427,12 @@ impl<T: Transport> Chat<T> {
                 Err(e) => break Err(CloseReason::Io(e.kind())),
             }
         };
-        self.stats.bytes_queued -= written;
+        self.ledger.written(written);
         self.take_released(key);
         self.reindex(key);
         result
     }
-
-    /// Runs the expired timers: logins, contention retries, closes.
-    fn handle_timeouts(&mut self, now: Instant) {
-        while let Some((at, key, generation)) = self.timers.pop_due(now) {
-            let Some(peer) = self.peers.get(key) else {
-                continue;
-            };
-            if peer.generation != generation || peer.phase.deadline() != Some(at) {
-                continue;
-            }
-            match &peer.phase {
-                // No notice: the contract names none for a login timeout. The close is the
-                // same orderly one (write side shut, input drained) as after a notice.
-                Phase::AwaitingName { .. } | Phase::Claiming(_) => {
-                    self.stats.login_timeouts += 1;
-                    self.begin_close(key, CloseReason::LoginTimeout, now);
-                }
-                Phase::Contending(_) => self.retry_login(key, now),
-                Phase::Closing { reason, .. } | Phase::Lingering { reason, .. } => {
-                    let reason = match reason {
-                        CloseReason::PeerClosed => CloseReason::TimedOut,
-                        other => other.clone(),
-                    };
-                    self.close_now(key, reason);
-                }
-                Phase::Chatting | Phase::Closed { .. } => {}
-            }
-        }
-    }
-
-    /// Removes the closed connections, handing each transport to `release`. Logs one
-    /// disconnect line per connection.
-    fn reap(&mut self, release: &mut impl FnMut(usize, T, CloseReason)) {
-        for key in std::mem::take(&mut self.closed) {
-            let peer = self.peers.remove(key);
-            let Phase::Closed { reason } = peer.phase else {
-                unreachable!("only closed connections are on the list");
-            };
-            match &peer.name {
-                Some(name) => log::info!("#{key} {name} disconnected: {reason}"),
-                None => log::info!("#{key} disconnected: {reason}"),
-            }
-            release(key, peer.io, reason);
-        }
-        if self.peers.is_empty() {
-            // Give back the table's memory after a burst of connections.
-            self.peers.shrink_to_fit();
-        }
-    }
 }
 
 #[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use crate::memory::{MemoryServer, MemoryTransport};
-    use crate::{CloseReason, Config, LineError};
-
-    use super::login::CONTENTION_WAIT;
-    use super::*;
-
-    fn server() -> MemoryServer {
-        MemoryServer::new(Config::default())
-    }
-
-    fn login(server: &mut MemoryServer, name: &str) -> u64 {
-        let id = server.connect();
-        server.send(id, format!("{name}\n").as_bytes());
-        server.turn();
-        assert!(server.is_open(id));
-        id
-    }
-
-    fn phase(server: &mut MemoryServer, id: u64) -> Phase {
-        let key = server
-            .chat
-            .peers
-            .iter()
-            .find(|(_, peer)| peer.io.id == id)
-            .map(|(key, _)| key)
-            .expect("open");
-        server.chat.peers[key].phase.clone()
-    }
-
-    #[test]
-    fn login_and_message_self() {
-        let mut s = server();
-        let alice = login(&mut s, "alice");
-        s.send(alice, b"alice: hi\n");
-        s.turn();
-        assert_eq!(s.take_output(alice), "from alice: hi\n");
-        assert_eq!(s.chat.stats().peers_logged_in, 1);
-        assert_eq!(s.chat.stats().messages_routed, 1);
-    }
-
-    #[test]
-    fn invalid_name_gets_notice_then_write_shut_then_close_on_peer_eof() {
-        let mut s = server();
-        let id = s.connect();
-        s.send(id, b"bad:name\nalice: ignored\n");
-        s.turn();
-        assert_eq!(s.take_output(id), "error: invalid name\n");
-        assert!(s.transport(id).write_shut);
-        assert!(matches!(phase(&mut s, id), Phase::Lingering { .. }));
-        // What the peer still sends is dropped, not processed.
-        s.send(id, b"more\n");
-        s.turn();
-        assert!(s.is_open(id));
-        s.transport(id).input_closed = true;
-        s.turn();
-        assert!(!s.is_open(id));
-        assert_eq!(s.take_output(id), "");
-        assert_eq!(s.chat.stats().rejected(LineError::InvalidName), 1);
-    }
-
-    #[test]
-    fn lingering_close_ends_after_the_grace_period() {
-        let mut s = server();
-        let id = s.connect();
-        s.send(id, b"\n");
-        s.turn();
-        assert!(s.is_open(id));
-        s.advance(Config::default().linger);
-        assert!(!s.is_open(id));
-    }
-
-    #[test]
-    fn login_timeout_closes_without_a_notice() {
-        let mut s = server();
-        let id = s.connect();
-        s.send(id, b"\xff\n");
-        s.advance(Duration::from_secs(9));
-        assert_eq!(s.take_output(id), "error: invalid utf-8\n");
-        assert!(!s.transport(id).write_shut);
-        s.advance(Duration::from_secs(1));
-        assert_eq!(s.take_output(id), "");
-        assert!(s.transport(id).write_shut);
-    }
-
-    #[test]
-    fn stale_timer_of_a_reused_key_does_not_touch_the_new_connection() {
-        let mut s = server();
-        let first = s.connect();
-        s.transport(first).reset = true;
-        s.turn();
-        assert!(!s.is_open(first));
-        s.advance(Duration::from_secs(5));
-        let second = s.connect(); // takes the freed slab key
-        s.send(second, b"bob\n");
-        s.advance(Duration::from_secs(6)); // past the first one's login deadline
-        assert!(s.is_open(second));
-        assert_eq!(phase(&mut s, second), Phase::Chatting);
-    }
-
-    #[test]
-    fn name_taken_leaves_the_holder_alone() {
-        let mut s = server();
-        let bob = login(&mut s, "bob");
-        let impostor = s.connect();
-        s.send(impostor, b"bob\nbob: spoof\n");
-        s.turn();
-        // The holder might be closing: the login waits a moment before it is refused.
-        assert_eq!(s.take_output(impostor), "");
-        s.advance(CONTENTION_WAIT);
-        assert_eq!(s.take_output(impostor), "error: name taken\n");
-        assert_eq!(s.take_output(bob), "");
-        assert_eq!(phase(&mut s, bob), Phase::Chatting);
-    }
-
-    #[test]
-    fn name_of_a_holder_that_hung_up_is_free() {
-        let mut s = server();
-        let old = login(&mut s, "bob");
-        s.transport(old).input_closed = true;
-        let new = s.connect();
-        s.send(new, b"bob\nbob: back\n");
-        s.turn();
-        assert_eq!(s.take_output(new), "from bob: back\n");
-    }
-
-    #[test]
-    fn login_waiting_for_a_closing_holder_gets_the_name_and_keeps_its_input() {
-        let mut s = server();
-        let old = login(&mut s, "bob");
-        let alice = login(&mut s, "alice");
-        let new = s.connect_with(MemoryTransport {
-            read_chunk: 5,
-            ..MemoryTransport::default()
-        });
-        s.send(new, b"bob\nalice: one\nalice: tw");
-        s.turn();
-        assert!(matches!(phase(&mut s, new), Phase::Contending(_)));
-        // The old connection's close arrives while the new login waits; more input too.
-        s.transport(old).input_closed = true;
-        s.send(new, b"o\nbob: three\n");
-        s.turn();
-        s.advance(CONTENTION_WAIT);
-        assert_eq!(s.take_output(alice), "from bob: one\nfrom bob: two\n");
-        assert_eq!(s.take_output(new), "from bob: three\n");
-    }
-
-    #[test]
-    fn over_max_conns_is_server_full() {
-        let mut s = MemoryServer::new(Config {
-            max_conns: 1,
-            ..Config::default()
-        });
-        let first = login(&mut s, "a");
-        let second = s.connect();
-        s.turn();
-        assert_eq!(s.take_output(second), "error: server full\n");
-        assert!(s.transport(second).write_shut);
-        // The refused one does not count: closing `first` makes room.
-        s.transport(first).input_closed = true;
-        s.turn();
-        let third = s.connect();
-        s.send(third, b"c\nc: in\n");
-        s.turn();
-        assert_eq!(s.take_output(third), "from c: in\n");
-    }
-
-    #[test]
-    fn half_closed_peer_is_logged_out_and_gets_its_queue() {
-        let mut s = server();
-        let alice = login(&mut s, "alice");
-        s.transport(alice).write_window = 0;
-        s.send(alice, b"alice: one\nalice: two\n");
-        s.transport(alice).input_closed = true;
-        s.turn();
-        assert_eq!(s.chat.stats().peers_logged_in, 0);
-        assert!(s.is_open(alice));
-        s.transport(alice).write_window = usize::MAX;
-        s.turn();
-        assert!(!s.is_open(alice));
-        assert_eq!(s.take_output(alice), "from alice: one\nfrom alice: two\n");
-        assert!(s.transport(alice).write_shut);
-    }
-
-    #[test]
-    fn line_too_long_closes_after_earlier_lines() {
-        let mut s = MemoryServer::new(Config {
-            max_line: 10,
-            ..Config::default()
-        });
-        let id = login(&mut s, "al");
-        s.send(id, b"al: short\nal: far too long\nal: never\n");
-        s.turn();
-        assert_eq!(s.take_output(id), "from al: short\nerror: line too long\n");
-        assert_eq!(
-            phase(&mut s, id),
-            Phase::Lingering {
-                reason: CloseReason::Rejected(LineError::LineTooLong),
-                deadline: Some(s.now + Config::default().linger)
-            }
-        );
-    }
-
-    #[test]
-    fn one_byte_reads_frame_the_same_lines() {
-        let mut s = server();
-        let bob = login(&mut s, "bob");
-        let alice = s.connect_with(MemoryTransport {
-            read_chunk: 1,
-            ..MemoryTransport::default()
-        });
-        s.send(alice, b"alice\r\nbob: one byte at a time\r\n");
-        s.settle(1000);
-        assert_eq!(s.take_output(bob), "from alice: one byte at a time\n");
-    }
-
-    #[test]
-    fn reset_closes_at_once() {
-        let mut s = server();
-        let alice = login(&mut s, "alice");
-        s.transport(alice).reset = true;
-        s.turn();
-        assert!(!s.is_open(alice));
-        assert_eq!(s.chat.stats().connections_open, 0);
-    }
-
-    #[test]
-    fn shutdown_routes_what_arrived_then_flushes_and_waits_for_peers() {
-        let mut s = server();
-        let alice = login(&mut s, "alice");
-        let bob = login(&mut s, "bob");
-        s.transport(bob).write_window = 5;
-        s.send(alice, b"bob: before the signal\n");
-        s.begin_shutdown();
-        assert!(s.chat.is_shutting_down());
-        // Alice's line was read and routed; reading has stopped.
-        s.send(alice, b"bob: after\n");
-        assert!(s.transport(alice).write_shut);
-        s.transport(bob).write_window = usize::MAX;
-        s.turn();
-        assert_eq!(s.take_output(bob), "from alice: before the signal\n");
-        assert!(s.transport(bob).write_shut);
-        // Each connection closes when its peer does.
-        for id in [alice, bob] {
-            assert!(s.is_open(id));
-            s.transport(id).input_closed = true;
-        }
-        s.turn();
-        assert!(s.chat.is_empty());
-        assert_eq!(s.chat.stats().bytes_unsent_at_shutdown, 0);
-    }
-
-    #[test]
-    fn forced_shutdown_counts_what_was_dropped() {
-        let mut s = server();
-        let alice = login(&mut s, "alice");
-        s.transport(alice).write_window = 0;
-        s.send(alice, b"alice: stuck\n");
-        s.turn();
-        s.begin_shutdown();
-        s.chat.force_close_all();
-        s.turn();
-        assert!(s.chat.is_empty());
-        assert_eq!(
-            s.chat.stats().bytes_unsent_at_shutdown,
-            "from alice: stuck\n".len() as u64
-        );
-    }
-
-    #[test]
-    fn new_connection_during_shutdown_is_refused() {
-        let mut s = server();
-        s.begin_shutdown();
-        let late = s.connect();
-        s.turn();
-        assert_eq!(s.take_output(late), "error: server full\n");
-    }
-
-    #[test]
-    fn a_contended_login_catches_up_within_the_read_budget() {
-        let mut s = server();
-        let old = login(&mut s, "bob");
-        let alice = login(&mut s, "alice");
-        let new = s.connect_with(MemoryTransport {
-            read_chunk: 1000,
-            ..MemoryTransport::default()
-        });
-        let lines: String = (0..2000).map(|i| format!("alice: {i}\n")).collect();
-        assert!(lines.len() > 3 * 4096);
-        s.send(new, format!("bob\n{lines}").as_bytes());
-        s.turn();
-        assert!(matches!(phase(&mut s, new), Phase::Contending(_)));
-        s.transport(old).input_closed = true;
-        s.advance(CONTENTION_WAIT);
-        // The retry read one budget's worth, and left the rest for the next turns.
-        assert!(s.chat.has_unread_input());
-        let first = s.take_output(alice);
-        assert!(
-            first.lines().count() < 2000,
-            "{} lines",
-            first.lines().count()
-        );
-        let mut turns = 0;
-        while s.chat.has_unread_input() {
-            s.turn();
-            turns += 1;
-            assert!(turns < 100);
-        }
-        let all = first + &s.take_output(alice);
-        let expected: String = (0..2000).map(|i| format!("from bob: {i}\n")).collect();
-        assert_eq!(all, expected);
-    }
-
-    #[test]
-    fn shutdown_reads_a_long_input_over_several_turns_before_closing_anyone() {
-        let mut s = server();
-        let alice = s.connect_with(MemoryTransport {
-            read_chunk: 1000,
-            ..MemoryTransport::default()
-        });
-        s.send(alice, b"alice\n");
-        let bob = login(&mut s, "bob");
-        let lines: String = (0..3000).map(|i| format!("bob: {i}\n")).collect();
-        assert!(lines.len() > 4 * 4096);
-        s.send(alice, lines.as_bytes());
-        s.chat.begin_shutdown(s.now);
-        assert!(s.chat.has_unread_input());
-        assert!(s.transport(alice).input.len() > 2 * 4096);
-        // Nobody is closed while alice's input is still being read: bob still has his name.
-        assert_eq!(phase(&mut s, bob), Phase::Chatting);
-        let mut turns = 0;
-        while s.chat.has_unread_input() {
-            s.turn();
-            turns += 1;
-            assert!(turns < 100);
-        }
-        s.turn();
-        // Input sent after the reading stage is not read.
-        s.send(alice, b"bob: too late\n");
-        s.turn();
-        let expected: String = (0..3000).map(|i| format!("from alice: {i}\n")).collect();
-        assert_eq!(s.take_output(bob), expected);
-        assert!(s.transport(bob).write_shut && s.transport(alice).write_shut);
-    }
-
-    #[test]
-    fn idle_peer_owns_no_buffers() {
-        let mut s = server();
-        let alice = login(&mut s, "alice");
-        s.send(alice, b"alice: x\nalice: partial");
-        s.turn();
-        s.send(alice, b" line\n");
-        s.turn();
-        let key = s.chat.directory["alice"];
-        let peer = &s.chat.peers[key];
-        assert_eq!(peer.framer.buffered(), 0);
-        assert!(peer.outbox.is_empty());
-        assert_eq!(s.chat.stats().bytes_queued, 0);
-        assert_eq!(
-            s.take_output(alice),
-            "from alice: x\nfrom alice: partial line\n"
-        );
-    }
-}
+mod tests;

@@ -17,27 +17,25 @@ impl<T: Transport> Chat<T> {
     /// unknown one gets the sender `error: no such peer: DEST`. A receiver whose queue would
     /// overflow is disconnected as a slow consumer; the other receivers are not affected.
     pub(super) fn route(&mut self, sender: usize, message: Message<'_>) {
-        self.route_count += 1;
-        let stamp = self.route_count;
         let Some(name) = self.peers[sender].name.clone() else {
             return;
         };
+        let stamp = self.route.begin_line();
         let mut shared: Option<Rc<[u8]>> = None;
         // Whether the message's buffer is counted in the queues' memory: from its first
         // receiver on.
         let mut charged = false;
         let mut unknown = UnknownNames::default();
-        self.routing = true;
         for dest in message.destinations() {
             if !matches!(self.peers[sender].phase, Phase::Chatting) {
                 // The sender itself was disconnected as a slow consumer (by its own notices,
                 // or to make room): the rest of its line goes nowhere.
                 break;
             }
-            let Some(&key) = self.directory.get(dest) else {
+            let Some(key) = self.directory.look_up(dest) else {
                 // A receiver that got this line and was then disconnected (to make room) is
                 // named again: it was handled where first named.
-                let handled = self.gone_mid_line.iter().any(|gone| **gone == *dest);
+                let handled = self.route.was_gone(dest);
                 if handled || !unknown.insert(dest) {
                     continue;
                 }
@@ -59,7 +57,7 @@ impl<T: Transport> Chat<T> {
             let bytes = match &shared {
                 Some(bytes) => bytes.clone(),
                 None => shared
-                    .insert(self.format_message(&name, message.text))
+                    .insert(self.route.format(&name, message.text))
                     .clone(),
             };
             if self.queue(key, bytes, charged) {
@@ -71,20 +69,8 @@ impl<T: Transport> Chat<T> {
                 );
             }
         }
-        self.routing = false;
-        self.gone_mid_line.clear();
+        self.route.end_line();
         self.release_unqueued(shared, charged);
-    }
-
-    /// `from NAME: TEXT\n`, assembled in a reused buffer and copied once into its shared
-    /// allocation.
-    pub(super) fn format_message(&mut self, name: &str, text: &str) -> Rc<[u8]> {
-        let buf = &mut self.format_buf;
-        buf.clear();
-        for part in [b"from ", name.as_bytes(), b": ", text.as_bytes(), b"\n"] {
-            buf.extend_from_slice(part);
-        }
-        Rc::from(&buf[..])
     }
 }
 
@@ -118,16 +104,6 @@ impl<'a> UnknownNames<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn message_format() {
-        let mut chat: Chat<crate::memory::MemoryTransport> = Chat::new(crate::Config::default());
-        let hi = chat.format_message("alice", "hi there");
-        assert_eq!(&*hi, b"from alice: hi there\n");
-        assert_eq!(&*chat.format_message("bob", ""), b"from bob: \n");
-        // The buffer is reused, the message keeps its own bytes.
-        assert_eq!(&*hi, b"from alice: hi there\n");
-    }
 
     #[test]
     fn unknown_names_stay_distinct_past_the_list() {
