@@ -185,7 +185,7 @@ impl<T: Transport> Chat<T> {
             return;
         };
         let (reason, input_ended) = (reason.clone(), *input_ended);
-        if peer.lookups > 0 {
+        if self.lookups.count(key) > 0 {
             // Cluster mode: the answers to its lines are still to come (contract 6.3); its
             // write side stays open for their notices until they are in
             // (`Chat::on_answered`), or its close deadline passes.
@@ -296,6 +296,7 @@ impl<T: Transport> Chat<T> {
     pub(super) fn reap(&mut self, release: &mut impl FnMut(usize, T, CloseReason)) {
         for key in self.work.take_closed() {
             let peer = self.peers.remove(key);
+            self.lookups.forget(key);
             let Phase::Closed { reason } = peer.phase else {
                 unreachable!("only closed connections are on the list");
             };

@@ -189,7 +189,7 @@ impl<T: Transport> Chat<T> {
             .as_mut()
             .is_some_and(|link| link.route(who, name, dest, text));
         if routed {
-            self.peers[sender].lookups += 1;
+            self.lookups.entry(sender).count += 1;
         }
         routed
     }
@@ -328,8 +328,8 @@ impl<T: Transport> Chat<T> {
         self.directory.look_up(sender).or_else(|| {
             self.peers
                 .iter()
-                .find(|(_, peer)| {
-                    peer.lookups > 0
+                .find(|(key, peer)| {
+                    self.lookups.count(*key) > 0
                         && matches!(peer.phase, Phase::Closing { .. })
                         && peer.name.as_deref() == Some(sender)
                 })

@@ -22,7 +22,7 @@ impl<T: Transport> Chat<T> {
             contender.input.extend(peer.framer.take_unfinished());
             contender.too_long |= result.is_err();
         } else if result.is_err() && peer.phase.read_mode() == ReadMode::Process {
-            match &mut peer.held {
+            match self.lookups.get_mut(key).and_then(|p| p.held.as_mut()) {
                 // The lines before it are routed first.
                 Some(held) => held.too_long = true,
                 None => self.reject(key, LineError::LineTooLong, now),
@@ -41,7 +41,7 @@ impl<T: Transport> Chat<T> {
                 contender.input.push(b'\n');
             }
             Phase::Chatting => {
-                if self.peers[key].held.is_some() || self.awaits_lookups(key) {
+                if self.lookups.holds_lines(key) || self.awaits_lookups(key) {
                     self.hold_line(key, line);
                 } else {
                     self.on_message_line(key, line, now);

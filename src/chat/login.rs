@@ -75,7 +75,7 @@ impl<T: Transport> Chat<T> {
             return false;
         };
         // Lines it sent while waiting for the cluster's answers are still to be routed.
-        if !self.peers[holder].io.is_closed_by_peer() || self.peers[holder].held.is_some() {
+        if !self.peers[holder].io.is_closed_by_peer() || self.lookups.holds_lines(holder) {
             return true;
         }
         self.on_end_of_input(holder, now);

@@ -62,6 +62,7 @@ pub use transport::Transport;
 
 use closing::Shutdown;
 use directory::Directory;
+use lookups::InFlight;
 use peer::{Peer, Phase, ReadMode};
 use queue_ledger::QueueLedger;
 use route_state::RouteState;
@@ -119,6 +120,8 @@ pub struct Chat<T> {
     shutdown: Option<Shutdown>,
     /// What the queues hold together, and the queues by cost.
     ledger: QueueLedger,
+    /// Cluster mode: the peers with lookups in flight, waiting for answers or holding lines.
+    lookups: InFlight,
     /// Cluster mode: the link to Redis.
     #[cfg(feature = "cluster")]
     cluster: Option<ClusterLink>,
@@ -145,6 +148,7 @@ impl<T: Transport> Chat<T> {
             stats: Stats::default(),
             shutdown: None,
             ledger: QueueLedger::default(),
+            lookups: InFlight::default(),
             #[cfg(feature = "cluster")]
             cluster: None,
             scratch: vec![0; SCRATCH_LEN],

@@ -199,15 +199,6 @@ pub(crate) struct Peer<T> {
     pub(crate) dirty: bool,
     /// Whether the key is on the core's list of connections whose read budget ran out.
     pub(crate) unread: bool,
-    /// Cluster mode: its destinations routed through Redis and not answered yet (see
-    /// `Chat::awaits_lookups`).
-    pub(crate) lookups: usize,
-    /// Its reading stopped until answers come back from the cluster: the next answer that
-    /// lets it go on puts it on the list of connections to read.
-    pub(crate) awaiting: bool,
-    /// Lines read while it was waiting for answers (the rest of one read), routed before
-    /// anything more is read from it.
-    pub(crate) held: Option<Box<HeldLines>>,
     /// The size class of its queue in the core's queue index (0: empty, not indexed).
     pub(crate) size_class: u8,
     /// Its position in that class.
@@ -226,9 +217,6 @@ impl<T> Peer<T> {
             last_route: 0,
             dirty: false,
             unread: false,
-            lookups: 0,
-            awaiting: false,
-            held: None,
             size_class: 0,
             class_slot: 0,
         }
