@@ -505,7 +505,7 @@ impl<S: Transport> Transport for TlsTransport<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::memory::MemoryTransport;
+    use crate::sim::MemoryTransport;
     use rustls::pki_types::PrivateKeyDer;
 
     /// A server configuration with a certificate for `localhost`, and a client configuration
