@@ -6,9 +6,9 @@
 use std::hint::black_box;
 
 use a_chat::Config;
-use a_chat::framer::LineFramer;
-use a_chat::memory::{MemoryServer, XorShift};
-use a_chat::parse::{parse_message, parse_name};
+use a_chat::core::framer::LineFramer;
+use a_chat::core::parse::{parse_message, parse_name};
+use a_chat::sim::{MemoryServer, XorShift};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 /// About 1 MiB of what clients send: names, messages to one or several peers with texts of

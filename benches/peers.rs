@@ -16,8 +16,9 @@ use std::io::{self, IoSlice, Read, Write};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use a_chat::memory::XorShift;
-use a_chat::{Chat, Config, Transport};
+use a_chat::Config;
+use a_chat::core::{Chat, Transport};
+use a_chat::sim::XorShift;
 
 /// Heap bytes live.
 static HEAP: AtomicI64 = AtomicI64::new(0);

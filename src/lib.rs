@@ -70,21 +70,33 @@
 //! `examples/embedded.rs` is a complete host: a UDP echo service and a timer of its own beside
 //! the chat server, with Ctrl-C handled by the host.
 //!
-//! # Layout
-//! - [`framer`]: bytes in, complete lines out, with a bound on the unfinished line.
-//! - [`parse`]: login names and `DESTS: TEXT` lines, borrowed from the input.
-//! - [`io_errors`]: `would_block` and `interrupted`, the errors a non-blocking loop handles by name.
-//! - [`Chat`] (`src/chat/`): the IO-free core. Every connection's state machine, the directory
-//!   of names, routing, timers and the shutdown sequence, driven through the [`Transport`]
-//!   trait so that tests and fuzzers run it in memory. Its docs give the driver's call order.
-//! - [`Server`] (`src/net/`): the thin `mio` driver around the core, on a `Poll` the caller
-//!   owns; [`bind_listener`] makes its listening sockets.
-//! - [`memory`]: the core driven in memory, for tests, fuzzers and simulations.
-//! - [`metrics`]: the counters in the Prometheus text format, and the HTTP exchange of the
-//!   server's own metrics endpoint.
-//! - [`process`]: the open-file limit, physical memory, resident memory and CPU time.
-//! - `tls` (feature `tls`): TLS sessions with rustls as a [`Transport`], and PEM loading.
-//! - [`Config`], [`Stats`]: the limits in, the counters out.
+//! # Layout: one face per kind of user
+//! - **The crate root is the embedder's.** [`Server`] (`src/net/`): the thin `mio` driver
+//!   around the core, on a `Poll` the caller owns; [`bind_listener`] makes its listening
+//!   sockets ([`LISTEN_BACKLOG`]). [`Config`] and [`Tokens`] go in; [`Stats`] (with
+//!   [`ClusterStats`], and lines refused per [`LineError`]) comes out. [`METRICS_CONNECTIONS`]
+//!   bounds the metrics endpoint's connections; `HANDSHAKE_STEPS_PER_TURN` (feature `tls`)
+//!   the TLS handshakes stepped per turn. The modules an embedder may use:
+//!   - [`metrics`]: the counters in the Prometheus text format, and the HTTP exchange of the
+//!     server's own metrics endpoint.
+//!   - [`process`]: the open-file limit, physical memory, resident memory and CPU time.
+//!   - [`io_errors`]: `would_block` and `interrupted`, the errors a non-blocking loop handles
+//!     by name.
+//!   - `tls` (feature `tls`): TLS sessions with rustls as a [`core::Transport`], and PEM
+//!     loading.
+//!   - cluster mode (feature `cluster`, `src/cluster/`): its one public item is
+//!     `ClusterConfig` (the Redis address, the names' TTL, [`Server::with_cluster`]'s
+//!     argument); its counters are [`ClusterStats`].
+//! - **[`core`] is for writers of another driver**: [`core::Chat`] (`src/chat/`), the IO-free
+//!   core (every connection's state machine, the directory of names, routing, timers and the
+//!   shutdown sequence, driven through the [`core::Transport`] trait; its docs give the
+//!   driver's call order), [`core::CloseReason`], [`core::DEFAULT_READ_BUDGET`], and the
+//!   IO-free pieces [`core::framer`] (bytes in, complete lines out, with a bound on the
+//!   unfinished line) and [`core::parse`] (login names and `DESTS: TEXT` lines, borrowed from
+//!   the input).
+//! - **[`sim`] is for tests, fuzzers and simulations**: the core driven in memory
+//!   ([`sim::MemoryServer`] over [`sim::MemoryTransport`]) and the deterministic random stream
+//!   [`sim::XorShift`].
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![doc(test(attr(deny(warnings))))]
@@ -93,24 +105,26 @@ mod chat;
 #[cfg(feature = "cluster")]
 mod cluster;
 mod config;
-pub mod framer;
+pub mod core;
 pub mod io_errors;
-pub mod memory;
 pub mod metrics;
 mod net;
-pub mod parse;
 pub mod process;
 mod rand;
+pub mod sim;
 mod stats;
 #[cfg(feature = "tls")]
 pub mod tls;
 
-pub use chat::{Chat, CloseReason, DEFAULT_READ_BUDGET, Transport};
+pub use crate::core::parse::LineError;
 #[cfg(feature = "cluster")]
 pub use cluster::ClusterConfig;
 pub use config::Config;
 #[cfg(feature = "tls")]
 pub use net::HANDSHAKE_STEPS_PER_TURN;
 pub use net::{LISTEN_BACKLOG, METRICS_CONNECTIONS, Server, Tokens, bind_listener};
-pub use parse::LineError;
 pub use stats::{ClusterStats, Stats};
+
+// Inside the crate the core's IO-free pieces keep their short paths (`crate::framer`,
+// `crate::parse`); outside it they are `a_chat::core::framer` and `a_chat::core::parse`.
+use crate::core::{framer, parse};

@@ -6,8 +6,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use a_chat::core::CloseReason;
 use a_chat::metrics::{ProcessFigures, render};
-use a_chat::{CloseReason, ClusterStats, LineError, Stats};
+use a_chat::{ClusterStats, LineError, Stats};
 
 fn read(path: &str) -> String {
     let full = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);

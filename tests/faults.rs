@@ -23,7 +23,7 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use a_chat::memory::XorShift;
+use a_chat::sim::XorShift;
 use util::{Client, ServerProcess, Signal, WAIT, eventually, reset_on_close};
 
 const GOOD: usize = 100;

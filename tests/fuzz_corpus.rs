@@ -6,7 +6,7 @@ mod fuzz_checks;
 
 use std::path::Path;
 
-use a_chat::memory::XorShift;
+use a_chat::sim::XorShift;
 
 fn replay<T>(target: &str, check: fn(&[u8]) -> T) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -195,7 +195,7 @@ impl<T: Transport> Chat<T> {
 mod tests {
     use super::*;
     use crate::Config;
-    use crate::memory::{MemoryServer, MemoryTransport};
+    use crate::sim::{MemoryServer, MemoryTransport};
 
     /// Gives connection `id` `lookups` in flight, as routes to other nodes would.
     fn in_flight(s: &mut MemoryServer, id: u64, lookups: usize) -> (usize, u64) {

@@ -180,7 +180,7 @@ mod tests {
     use super::*;
     use crate::Config;
     use crate::chat::alloc_cost::entries_cost;
-    use crate::memory::MemoryServer;
+    use crate::sim::MemoryServer;
 
     /// `names` logged in on a server whose queues may hold `max_memory` bytes together, each
     /// queue as much as it likes.

@@ -183,7 +183,7 @@ impl fmt::Display for CloseReason {
 #[derive(Debug)]
 pub(crate) struct Peer<T> {
     /// The driver's handle (a socket in the server, a script in tests). The core only reads,
-    /// writes and shuts it through [`crate::Transport`].
+    /// writes and shuts it through [`crate::core::Transport`].
     pub(crate) io: T,
     pub(crate) phase: Phase,
     /// Set at login and kept until the connection is gone, for its disconnect log line.

@@ -121,7 +121,7 @@ mod tests {
 #[cfg(test)]
 mod routing_tests {
     use crate::Config;
-    use crate::memory::MemoryServer;
+    use crate::sim::MemoryServer;
 
     fn chat_with(names: &[&str], config: Config) -> (MemoryServer, Vec<u64>) {
         let mut s = MemoryServer::new(config);

@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-use crate::memory::{MemoryServer, MemoryTransport};
-use crate::{CloseReason, Config, LineError};
+use crate::core::CloseReason;
+use crate::sim::{MemoryServer, MemoryTransport};
+use crate::{Config, LineError};
 
 use super::login::CONTENTION_WAIT;
 use super::*;

@@ -2,7 +2,7 @@
 //! closes and failures, without sockets.
 
 use super::*;
-use crate::memory::MemoryTransport;
+use crate::sim::MemoryTransport;
 use rustls::pki_types::PrivateKeyDer;
 
 /// A server configuration with a certificate for `localhost`, and a client configuration

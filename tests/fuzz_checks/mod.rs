@@ -9,9 +9,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use a_chat::Config;
-use a_chat::framer::{LineFramer, LineTooLong};
-use a_chat::memory::{MemoryServer, MemoryTransport, XorShift};
-use a_chat::parse::{LineError, MAX_NAME_LEN, is_forbidden_in_name, parse_message, parse_name};
+use a_chat::core::framer::{LineFramer, LineTooLong};
+use a_chat::core::parse::{
+    LineError, MAX_NAME_LEN, is_forbidden_in_name, parse_message, parse_name,
+};
+use a_chat::sim::{MemoryServer, MemoryTransport, XorShift};
 use a_chat::tls::{TlsTransport, rustls};
 
 /// Reads input bytes as a stream of small numbers; zeros once exhausted.

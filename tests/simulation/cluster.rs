@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use a_chat::Config;
-use a_chat::memory::{MemoryServer, XorShift};
+use a_chat::sim::{MemoryServer, XorShift};
 
 use super::fake_redis::FakeRedis;
 
@@ -621,7 +621,7 @@ impl Sim {
         let node = &self.nodes[client.node];
         !bounced
             && client.half_closed
-            && node.server.close_reason(client.id) == Some(&a_chat::CloseReason::PeerClosed)
+            && node.server.close_reason(client.id) == Some(&a_chat::core::CloseReason::PeerClosed)
     }
 }
 

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use a_chat::Config;
-use a_chat::memory::MemoryServer;
+use a_chat::sim::MemoryServer;
 
 use super::cluster::turn_node;
 use super::fake_redis::FakeRedis;
@@ -152,7 +152,7 @@ fn a_sender_that_half_closes_at_once_gets_its_notices_then_is_closed() {
     assert!(cluster.nodes[0].transport(u1).write_shut);
     assert_eq!(
         cluster.nodes[0].close_reason(u1),
-        Some(&a_chat::CloseReason::PeerClosed)
+        Some(&a_chat::core::CloseReason::PeerClosed)
     );
     // With no answer from Redis, it waits no longer than the shutdown timeout.
     let u2 = cluster.login(0, "u2");
@@ -167,7 +167,7 @@ fn a_sender_that_half_closes_at_once_gets_its_notices_then_is_closed() {
     assert!(!cluster.nodes[0].is_open(u2));
     assert_eq!(
         cluster.nodes[0].close_reason(u2),
-        Some(&a_chat::CloseReason::TimedOut)
+        Some(&a_chat::core::CloseReason::TimedOut)
     );
 }
 

@@ -15,8 +15,9 @@
 
 use std::collections::HashMap;
 
-use a_chat::memory::{MemoryServer, MemoryTransport, XorShift};
-use a_chat::{CloseReason, Config};
+use a_chat::Config;
+use a_chat::core::CloseReason;
+use a_chat::sim::{MemoryServer, MemoryTransport, XorShift};
 
 /// Login lines: valid names (some the same after trimming) and invalid ones.
 const NAMES: [&str; 10] = [

@@ -4,7 +4,7 @@
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 
-use a_chat::Transport;
+use a_chat::core::Transport;
 use a_chat::tls::TlsTransport;
 use mio::net::TcpStream;
 use rustls::ClientConfig;

@@ -279,7 +279,9 @@ impl Plan {
             return Err("--ramp must be at least 1".into());
         }
         let longest = wire::name(&args.prefix, args.conns - 1);
-        if !a_chat::parse::is_valid_name(&args.prefix) || !a_chat::parse::is_valid_name(&longest) {
+        if !a_chat::core::parse::is_valid_name(&args.prefix)
+            || !a_chat::core::parse::is_valid_name(&longest)
+        {
             return Err(format!(
                 "--prefix {:?} does not make valid names (such as {longest:?}: 1 to 32 bytes, no ',', ':', control or invisible character)",
                 args.prefix

@@ -5,7 +5,7 @@ use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use a_chat::framer::LineFramer;
+use a_chat::core::framer::LineFramer;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 

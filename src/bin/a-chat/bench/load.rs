@@ -11,7 +11,7 @@ use super::pick::ReceiverPicker;
 use super::schedule::Schedule;
 use super::timer::Timer;
 use super::wire::{self, Stamp};
-use a_chat::memory::XorShift;
+use a_chat::sim::XorShift;
 
 /// Bytes of messages one sender appends per loop turn at most: enough for a full socket write,
 /// small enough that a thousand senders and their receivers take turns.

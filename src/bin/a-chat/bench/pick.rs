@@ -1,7 +1,7 @@
 //! The random choice of receivers: `k` distinct peers other than the sender, from the
 //! library's seeded stream (a run is reproducible from its `--seed`).
 
-use a_chat::memory::XorShift;
+use a_chat::sim::XorShift;
 
 /// Picks `k` distinct receivers among `conns` connections, never the sender (and, with
 /// `cross_nodes`, never a connection of the sender's node), in O(k) time and without allocating

@@ -1,7 +1,8 @@
-//! The IO-free core driven in memory: a scripted [`Transport`], a driver loop over it that
-//! follows [`Chat`]'s call order to the letter. The deterministic random stream that unit tests,
-//! fuzzers, simulations and the load generator draw from lives in `src/rand.rs`, and is
-//! re-exported here as [`XorShift`].
+//! For tests, fuzzers and simulations: the IO-free core driven in memory. A scripted
+//! [`Transport`] ([`MemoryTransport`]), a driver loop over it ([`MemoryServer`]) that follows
+//! [`Chat`]'s call order to the letter, and the deterministic random stream ([`XorShift`], kept
+//! in `src/rand.rs`) that unit tests, fuzzers, simulations and the load generator draw from, so
+//! that a seed replays a run.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, IoSlice, Read, Write};
