@@ -351,24 +351,29 @@ fn a_finished_server_is_inert_after_a_graceful_and_after_a_forced_shutdown() {
     drop(stuck);
 }
 
+/// A server with `config` on a poll of its own, on tokens 10 to 29, registered.
+fn small_server(config: Config) -> (Poll, Server) {
+    let poll = Poll::new().unwrap();
+    let tokens = Tokens {
+        first: Token(10),
+        count: 20,
+    };
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let mut chat = Server::bind(config, &[any], tokens).unwrap();
+    chat.register(poll.registry()).unwrap();
+    (poll, chat)
+}
+
 #[test]
 fn a_host_that_skips_handle_events_after_timeouts_is_warned_once() {
     keep_logs();
     let (ready, started) = mpsc::channel();
     let host = thread::spawn(move || {
-        let mut poll = Poll::new().unwrap();
-        let config = Config {
+        let (mut poll, mut chat) = small_server(Config {
             max_conns: 10,
             login_timeout: Duration::from_millis(100),
             ..Config::default()
-        };
-        let tokens = Tokens {
-            first: Token(10),
-            count: 20,
-        };
-        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let mut chat = Server::bind(config, &[any], tokens).unwrap();
-        chat.register(poll.registry()).unwrap();
+        });
         ready.send(chat.local_addrs()[0]).unwrap();
         let mut events = Events::with_capacity(16);
         // Wrong: only when events came, so the login timeout is not handled on time.
@@ -406,19 +411,11 @@ fn a_host_that_sleeps_through_the_shutdown_deadline_is_warned() {
     let (ready, started) = mpsc::channel();
     let (logged_in, go) = mpsc::channel::<()>();
     let host = thread::spawn(move || {
-        let mut poll = Poll::new().unwrap();
-        let config = Config {
+        let (mut poll, mut chat) = small_server(Config {
             max_conns: 10,
             shutdown_timeout: Duration::from_millis(300),
             ..Config::default()
-        };
-        let tokens = Tokens {
-            first: Token(10),
-            count: 20,
-        };
-        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let mut chat = Server::bind(config, &[any], tokens).unwrap();
-        chat.register(poll.registry()).unwrap();
+        });
         ready.send(chat.local_addrs()[0]).unwrap();
         let mut events = Events::with_capacity(16);
         // Right until the peer has logged in.

@@ -303,20 +303,26 @@ fn slack(bound: u64) -> u64 {
     (4 << 20) + bound / 8
 }
 
+/// A server whose queues together may hold `bound` bytes, each as much as it likes, with its
+/// metrics endpoint.
+fn bounded_at(bound: u64) -> ServerProcess {
+    ServerProcess::start(&[
+        "--max-memory",
+        &bound.to_string(),
+        "--max-queue",
+        "1G",
+        "--metrics",
+        "127.0.0.1:0",
+    ])
+}
+
 #[test]
 fn max_memory_bounds_resident_memory_under_a_fan_out_of_empty_messages() {
     // 300 receivers that never read, each line naming them all with an empty text: each
     // line is a 48-byte buffer and 300 slots of 16 bytes, where the old count saw 13 bytes.
     const BOUND: u64 = 8 << 20;
     const RECEIVERS: usize = 300;
-    let server = ServerProcess::start(&[
-        "--max-memory",
-        "8M",
-        "--max-queue",
-        "1G",
-        "--metrics",
-        "127.0.0.1:0",
-    ]);
+    let server = bounded_at(BOUND);
     let receivers = flood::receivers(server.addr(), RECEIVERS).expect("receivers logged in");
     let base = server.memory().rss_bytes;
     let outcome = flood::fan_out(server.addr(), RECEIVERS, 20_000).expect("the flood");
@@ -344,14 +350,7 @@ fn max_memory_bounds_resident_memory_under_a_flood_of_notices_before_login() {
     // name: each line earns a notice of 21 bytes, a 48-byte buffer and a 16-byte slot.
     const BOUND: u64 = 8 << 20;
     const CONNS: usize = 200;
-    let server = ServerProcess::start(&[
-        "--max-memory",
-        "8M",
-        "--max-queue",
-        "1G",
-        "--metrics",
-        "127.0.0.1:0",
-    ]);
+    let server = bounded_at(BOUND);
     let base = server.memory().rss_bytes;
     let conns = flood::notices(server.addr(), CONNS, 20_000).expect("the flood");
     // Each connection ends logged in, or disconnected for memory.
