@@ -501,3 +501,48 @@ fn reconnected_is_logged_once_the_link_has_joined_not_when_tcp_connects() {
     proxy.blackhole(false);
     a.wait_for_log("cluster: reconnected to Redis");
 }
+
+#[test]
+fn a_login_the_instant_a_node_starts_is_never_refused() {
+    // Rule 6.8: each node is logged into the moment its `listening on` line is read, before it
+    // has joined; the login waits for the node's first connection to Redis.
+    let redis = RedisServer::start();
+    let url = redis.url();
+    for round in 0..10 {
+        let mut clients = Vec::new();
+        let mut nodes = Vec::new();
+        for i in 0..3 {
+            let server = ServerProcess::start(&["--cluster", &url, "--cluster-ttl", TTL]);
+            let name = format!("r{round}n{i}");
+            let mut client = Client::connect(server.addr());
+            client.send(&format!("{name}\n{name}: here\n"));
+            clients.push((name, client));
+            nodes.push(server);
+        }
+        for (name, client) in &mut clients {
+            let line = client.line();
+            assert_eq!(line, format!("from {name}: here"), "round {round}");
+        }
+    }
+}
+
+#[test]
+fn a_node_whose_redis_is_down_at_start_refuses_logins_then_joins_by_itself() {
+    let mut redis = RedisServer::start();
+    redis.kill();
+    // The bound on a refusal: the connect deadline, a third of `--cluster-ttl` (2 s here; a
+    // refused connection fails sooner).
+    let node = ServerProcess::start(&["--cluster", &redis.url(), "--cluster-ttl", "6"]);
+    let deadline = Duration::from_secs(2);
+    let started = Instant::now();
+    let mut early = Client::connect(node.addr());
+    early.send("alice\nalice: in?\n");
+    early.expect_closed_after("error: cluster unavailable");
+    let waited = started.elapsed();
+    assert!(waited <= deadline, "refused after {waited:?}");
+    redis.restart();
+    node.wait_for_log("cluster: joined as node");
+    let mut alice = Client::connect(node.addr());
+    alice.send("alice\nalice: in\n");
+    alice.expect("from alice: in");
+}

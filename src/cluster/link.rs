@@ -47,6 +47,10 @@ pub(crate) struct ClusterLink {
     state: State,
     /// Connections made so far.
     connections: u64,
+    /// Whether a connection attempt has failed before the node ever joined (or broke after
+    /// it). Until then the node is starting: a login's claim waits for the first attempt
+    /// (rule 6.8) instead of being refused.
+    failed_once: bool,
     /// Invariant: empty unless connected.
     pending: VecDeque<Request>,
     /// Encoded requests not yet taken by the driver.
@@ -91,6 +95,7 @@ impl ClusterLink {
             ttl,
             state: State::new(now),
             connections: 0,
+            failed_once: false,
             pending: VecDeque::new(),
             out: Vec::new(),
             input: Vec::new(),
@@ -122,6 +127,12 @@ impl ClusterLink {
     /// not hopelessly behind.
     pub(crate) fn is_available(&self) -> bool {
         self.state.is_connected() && self.hold.is_held() && self.backlog() < MAX_OUTPUT
+    }
+
+    /// Whether the node is starting: its first connection attempt is still being made (never
+    /// joined, never failed, not leaving). Claims made meanwhile wait for it (rule 6.8).
+    fn is_starting(&self) -> bool {
+        !self.failed_once && !self.hold.was_granted() && !self.state.is_leaving()
     }
 
     /// Whether Redis is behind: the core stops reading its peers with lookups in flight.
@@ -234,9 +245,19 @@ impl ClusterLink {
         self.input = Vec::new();
         self.routes_in_flight = 0;
         self.stats.connected = false;
+        self.failed_once = true;
         for request in std::mem::take(&mut self.pending) {
             self.fail(request);
         }
+        self.fail_claims();
+        let routes = std::mem::take(&mut self.routes);
+        self.fail(Request::Route(routes));
+        // The bounces wait for the next connection: their senders are told late, not never.
+    }
+
+    /// The turn's claims not sent (or waiting for the first attempt, rule 6.8) are answered
+    /// "unavailable".
+    fn fail_claims(&mut self) {
         for (who, name) in std::mem::take(&mut self.claims) {
             self.events.push(Event::Claim {
                 who,
@@ -244,9 +265,6 @@ impl ClusterLink {
                 outcome: Claimed::Unavailable,
             });
         }
-        let routes = std::mem::take(&mut self.routes);
-        self.fail(Request::Route(routes));
-        // The bounces wait for the next connection: their senders are told late, not never.
     }
 
     /// Bytes from Redis, read at `now`. An error means the connection must be dropped (and
@@ -334,6 +352,8 @@ impl ClusterLink {
         if self.state.is_leaving() {
             return;
         }
+        // Claims not sent (some may have waited for the first attempt) will not be now.
+        self.fail_claims();
         if !self.state.on_leave() {
             return;
         }

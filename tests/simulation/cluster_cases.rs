@@ -27,6 +27,13 @@ struct Cluster {
 impl Cluster {
     /// `count` nodes with `config`, each in the cluster.
     fn new(count: usize, config: Config) -> Self {
+        let mut cluster = Cluster::starting(count, config);
+        cluster.turns(5);
+        cluster
+    }
+
+    /// `count` nodes with `config`, just started: no turn yet, no connection to Redis made.
+    fn starting(count: usize, config: Config) -> Self {
         let now = Instant::now();
         let nodes = (0..count)
             .map(|i| {
@@ -36,14 +43,12 @@ impl Cluster {
                 server
             })
             .collect();
-        let mut cluster = Cluster {
+        Cluster {
             redis: FakeRedis::new(now),
             nodes,
             now,
             stuck: vec![false; count],
-        };
-        cluster.turns(5);
-        cluster
+        }
     }
 
     /// One millisecond: every node turns once, with Redis's replies so far.
@@ -142,7 +147,7 @@ fn a_sender_that_half_closes_at_once_gets_its_notices_then_is_closed() {
     let u1 = cluster.nodes[0].connect();
     cluster.nodes[0].send(u1, b"u1\nzed: anyone?\nbob, zed: hi\n");
     cluster.nodes[0].transport(u1).input_closed = true;
-    cluster.turns(10);
+    cluster.turns(100);
     assert_eq!(cluster.nodes[1].take_output(bob), "from u1: hi\n");
     assert_eq!(
         cluster.nodes[0].take_output(u1),
@@ -252,7 +257,7 @@ fn while_the_link_is_congested_a_peer_with_no_lookups_in_flight_is_still_read() 
             break;
         }
     }
-    cluster.turns(10);
+    cluster.turns(100);
     assert_eq!(cluster.nodes[0].take_output(u2), "from u1: after\n");
     assert_eq!(cluster.nodes[1].take_output(bob), "from u1: both\n");
     for &flooder in &flooders {
@@ -261,4 +266,33 @@ fn while_the_link_is_congested_a_peer_with_no_lookups_in_flight_is_still_read() 
             4 * 320
         );
     }
+}
+
+#[test]
+fn a_login_while_the_node_starts_waits_for_its_first_attempt_at_redis() {
+    // Rule 6.8: two logins for one name, each on a node that has not reached Redis yet, and
+    // lines after them: each is answered once its node joins (the second after the wait for a
+    // holder that may be leaving, 50 ms), the lines in order.
+    let mut cluster = Cluster::starting(2, Config::default());
+    let first = cluster.nodes[0].connect();
+    cluster.nodes[0].send(first, b"alice\nalice: one\nalice: two\n");
+    let second = cluster.nodes[1].connect();
+    cluster.nodes[1].send(second, b"alice\nalice: three\n");
+    cluster.turns(100);
+    assert_eq!(
+        cluster.nodes[0].take_output(first),
+        "from alice: one\nfrom alice: two\n"
+    );
+    assert_eq!(cluster.nodes[1].take_output(second), "error: name taken\n");
+
+    // A first attempt that fails: the login that waited for it is refused.
+    let mut node = MemoryServer::new(Config::default());
+    node.join_cluster("lonely", TTL);
+    let id = node.connect();
+    node.send(id, b"carol\ncarol: hi\n");
+    node.turn();
+    assert!(node.redis_wants_connection());
+    node.redis_connect(false);
+    node.turn();
+    assert_eq!(node.take_output(id), "error: cluster unavailable\n");
 }

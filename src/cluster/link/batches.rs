@@ -23,9 +23,11 @@ pub(super) const BATCH_BYTES: usize = 4 << 20;
 const MAX_ROUTES_IN_FLIGHT: usize = 16;
 
 impl ClusterLink {
-    /// Asks for `name` for the login `who`; `false` if Redis cannot be asked now.
+    /// Asks for `name` for the login `who`; `false` if Redis cannot be asked now. While the
+    /// node is starting (its first attempt at Redis under way, rule 6.8) the claim waits for
+    /// it: sent once the node has joined, or answered "unavailable" when the attempt fails.
     pub(crate) fn claim(&mut self, who: Who, name: Rc<str>) -> bool {
-        if !self.is_available() || self.state.is_leaving() {
+        if self.state.is_leaving() || !(self.is_available() || self.is_starting()) {
             return false;
         }
         self.claims.push((who, name));
@@ -85,7 +87,12 @@ impl ClusterLink {
         }
         // Releases first: a name given up and taken again in one turn ends taken.
         self.encode_releases();
-        let claims = std::mem::take(&mut self.claims);
+        // While starting, the claims wait for the hold's first answer (the node joined).
+        let claims = if self.is_starting() {
+            Vec::new()
+        } else {
+            std::mem::take(&mut self.claims)
+        };
         for chunk in claims.chunks(BATCH) {
             self.encode_claims(chunk.iter().map(|(_, name)| &**name), b"new");
             self.pending.push_back(Request::Claim {

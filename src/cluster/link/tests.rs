@@ -444,3 +444,50 @@ fn a_route_batch_holds_at_most_a_few_mib_of_records() {
     }
     assert_eq!(dests, 300);
 }
+
+#[test]
+fn a_claim_made_while_starting_waits_for_the_first_attempt() {
+    let now = Instant::now();
+    // Before the first attempt even began: the claim waits, and nothing is sent for it.
+    let mut link = ClusterLink::new("n1".into(), TTL, now);
+    assert!(link.claim(who(1), "alice".into()));
+    link.flush();
+    assert!(link.output().is_empty());
+    link.on_connecting(now);
+    link.on_connected(now, std::iter::empty());
+    assert!(link.claim(who(2), "bob".into()));
+    link.flush();
+    // The handshake only: the claims wait for the hold's answer.
+    assert_eq!(commands(&mut link).len(), 1 + 4 + 1 + 1);
+    let mut replies = b"%1\r\n+proto\r\n:3\r\n".to_vec();
+    for sha in script_shas() {
+        replies.extend_from_slice(format!("${}\r\n{sha}\r\n", sha.len()).as_bytes());
+    }
+    replies.extend_from_slice(b">3\r\n$9\r\nsubscribe\r\n$12\r\na-chat:to:n1\r\n:1\r\n");
+    replies.extend_from_slice(b"*2\r\n:0\r\n:-2\r\n");
+    link.on_input(&replies, now).expect("handshake");
+    link.flush();
+    let sent = commands(&mut link);
+    let claim = script_shas()[1];
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0][1], claim);
+    for name in ["alice", "bob"] {
+        assert!(sent[0].iter().any(|arg| arg.ends_with(name)), "{sent:?}");
+    }
+
+    // A first attempt that fails answers the claims that waited for it, and after it a node
+    // without Redis refuses at once (rule 6.5).
+    let mut link = ClusterLink::new("n1".into(), TTL, now);
+    assert!(link.claim(who(1), "alice".into()));
+    link.on_connecting(now);
+    link.on_disconnected(now);
+    assert_eq!(
+        link.take_events(),
+        vec![Event::Claim {
+            who: who(1),
+            name: "alice".into(),
+            outcome: Claimed::Unavailable
+        }]
+    );
+    assert!(!link.claim(who(2), "bob".into()));
+}
