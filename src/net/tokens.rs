@@ -4,9 +4,12 @@ use mio::Token;
 
 /// The share of a `Poll`'s tokens the server may use: `count` tokens from `first` on.
 ///
-/// The listeners take the first tokens, in the order given; then the metrics endpoint, when
-/// it has one (17 tokens); the rest are for connections. The server never registers, matches
-/// or reuses a token outside its share.
+/// The listeners take the first tokens, in the order given (those of `Server::new` or
+/// `Server::bind`, then each added by `Server::with_tls_listener`); then the
+/// metrics endpoint, when it has one (1 + [`crate::METRICS_CONNECTIONS`] = 17 tokens); then the
+/// cluster's connection to Redis, when it is a node of a cluster (1 token); the rest are for
+/// connections, one per slab key. The server never registers, matches or reuses a token
+/// outside its share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tokens {
     /// The first token of the share.
