@@ -276,15 +276,8 @@ fn a_flood_of_client_hellos_gets_a_bounded_number_of_handshake_steps_per_turn() 
 #[test]
 fn a_ca_marked_server_certificate_is_refused_with_a_sentence_on_both_sides() {
     let (cert, key) = tls::ca_marked_files();
-    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
-    let server = ServerProcess::start(&[
-        "--listen-tls",
-        "127.0.0.1:0",
-        "--tls-cert",
-        cert,
-        "--tls-key",
-        key,
-    ]);
+    let server = ServerProcess::start_with_tls_files(&[], &cert, &key);
+    let cert = cert.to_str().unwrap();
     let addr = server.tls_addrs[0].to_string();
     let output = Command::new(binary())
         .args(["client", "--tls", "--ca", cert, &addr])

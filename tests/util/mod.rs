@@ -7,6 +7,7 @@ pub mod tls;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -67,8 +68,13 @@ impl ServerProcess {
     /// Starts the server with `args` and a TLS listener with the test certificates.
     pub fn start_with_tls(args: &[&str]) -> ServerProcess {
         let files = tls::files();
+        Self::start_with_tls_files(args, &files.cert, &files.key)
+    }
+
+    /// Starts the server with `args` and a TLS listener serving the PEM files `cert` and `key`.
+    pub fn start_with_tls_files(args: &[&str], cert: &Path, key: &Path) -> ServerProcess {
         let mut all = args.to_vec();
-        let (cert, key) = (files.cert.to_str().unwrap(), files.key.to_str().unwrap());
+        let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
         all.extend([
             "--listen-tls",
             "127.0.0.1:0",
