@@ -15,18 +15,7 @@ cd "$(dirname "$0")/.."
 cargo build --release -q
 bin=target/release/a-chat
 command -v redis-server > /dev/null || { echo "redis-server is missing: apt-get install -y redis-server" >&2; exit 1; }
-tmp=$(mktemp -d)
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$tmp"' EXIT
-
-start_node() { # LOG [ARGS...]: starts a server, prints its pid and address
-    local log=$1; shift
-    $bin server --listen 127.0.0.1:0 -q "$@" > "$log" &
-    local pid=$!
-    for _ in $(seq 200); do grep -q "listening on" "$log" && break; sleep 0.05; done
-    echo "$pid $(awk '/listening on/ {print $3; exit}' "$log")"
-}
-field() { grep -o "\"$1\":[^,}]*" | head -1 | cut -d: -f2; }
+. "$(dirname "$0")/nodes.sh"
 run() { # LABEL K MESSAGES BENCH-ARGS...
     local label=$1 k=$2 messages=$3; shift 3
     local json

@@ -13,18 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:-target/release/a-chat}
 seconds=${2:-10}
-tmp=$(mktemp -d)
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$tmp"' EXIT
-
-start_node() { # LOG [ARGS...]: starts a server, prints its pid and address
-    local log=$1; shift
-    $bin server --listen 127.0.0.1:0 -q "$@" > "$log" &
-    local pid=$!
-    for _ in $(seq 200); do grep -q "listening on" "$log" && break; sleep 0.05; done
-    echo "$pid $(awk '/listening on/ {print $3; exit}' "$log")"
-}
-field() { grep -o "\"$1\":[^,}]*" | head -1 | cut -d: -f2; }
+. "$(dirname "$0")/nodes.sh"
 latency() { # LABEL
     local json
     json=$($bin bench -q --json --addr "$a" --addr "$b" --cross-node --conns 100 \

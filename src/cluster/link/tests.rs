@@ -35,6 +35,18 @@ fn commands(link: &mut ClusterLink) -> Vec<Vec<String>> {
     commands
 }
 
+/// Redis's answers to node n1's handshake: HELLO, the scripts loaded, the subscription, and
+/// the first hold (granted, no recovery window).
+fn handshake_replies() -> Vec<u8> {
+    let mut replies = b"%1\r\n+proto\r\n:3\r\n".to_vec();
+    for sha in script_shas() {
+        replies.extend_from_slice(format!("${}\r\n{sha}\r\n", sha.len()).as_bytes());
+    }
+    replies.extend_from_slice(b">3\r\n$9\r\nsubscribe\r\n$12\r\na-chat:to:n1\r\n:1\r\n");
+    replies.extend_from_slice(b"*2\r\n:0\r\n:-2\r\n");
+    replies
+}
+
 /// A link connected at `now`, its handshake answered (HELLO, the scripts, SUBSCRIBE, the
 /// hold), its events taken.
 fn joined(now: Instant) -> ClusterLink {
@@ -45,13 +57,7 @@ fn joined(now: Instant) -> ClusterLink {
     link.flush();
     let sent = commands(&mut link);
     assert_eq!(sent.len(), 1 + 4 + 1 + 1, "{sent:?}");
-    let mut replies = b"%1\r\n+proto\r\n:3\r\n".to_vec();
-    for sha in script_shas() {
-        replies.extend_from_slice(format!("${}\r\n{sha}\r\n", sha.len()).as_bytes());
-    }
-    replies.extend_from_slice(b">3\r\n$9\r\nsubscribe\r\n$12\r\na-chat:to:n1\r\n:1\r\n");
-    replies.extend_from_slice(b"*2\r\n:0\r\n:-2\r\n");
-    link.on_input(&replies, now).expect("handshake");
+    link.on_input(&handshake_replies(), now).expect("handshake");
     assert!(link.is_available());
     link.take_events();
     link
@@ -459,13 +465,7 @@ fn a_claim_made_while_starting_waits_for_the_first_attempt() {
     link.flush();
     // The handshake only: the claims wait for the hold's answer.
     assert_eq!(commands(&mut link).len(), 1 + 4 + 1 + 1);
-    let mut replies = b"%1\r\n+proto\r\n:3\r\n".to_vec();
-    for sha in script_shas() {
-        replies.extend_from_slice(format!("${}\r\n{sha}\r\n", sha.len()).as_bytes());
-    }
-    replies.extend_from_slice(b">3\r\n$9\r\nsubscribe\r\n$12\r\na-chat:to:n1\r\n:1\r\n");
-    replies.extend_from_slice(b"*2\r\n:0\r\n:-2\r\n");
-    link.on_input(&replies, now).expect("handshake");
+    link.on_input(&handshake_replies(), now).expect("handshake");
     link.flush();
     let sent = commands(&mut link);
     let claim = script_shas()[1];
