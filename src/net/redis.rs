@@ -1,10 +1,14 @@
-//! The driver's side of cluster mode: the socket to Redis as one more source on the loop. It
-//! connects (without blocking) when the link asks, feeds what it reads to the core, writes what
-//! the turn queued in one write, and drops the connection when the link finds it broken (a
-//! reply it refuses, or Redis overdue).
+//! The driver's side of cluster mode: the socket to Redis as one more source on the loop, plain
+//! or TLS (`rediss://`: a client [`TlsTransport`] over the socket, its handshake driven by the
+//! same reads and writes, without IO of its own). It connects (without blocking) when the link
+//! asks, feeds what it reads to the core, writes what the turn queued in one write, and drops
+//! the connection when the link finds it broken (a reply it refuses, or Redis overdue) or TLS
+//! fails.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::SocketAddr;
+#[cfg(feature = "tls")]
+use std::sync::Arc;
 use std::time::Instant;
 
 use log::{debug, error, warn};
@@ -12,20 +16,35 @@ use mio::event::Event;
 use mio::net::TcpStream;
 use mio::{Interest, Registry};
 
-use super::connection::Connection;
+use super::connection::{Connection, Stream};
 use super::layout::{Layout, Source};
 use crate::chat::Chat;
 use crate::cluster::{ClusterConfig, LinkError, RedisTarget};
 use crate::io_errors::{interrupted, would_block};
+#[cfg(feature = "tls")]
+use crate::tls::TlsTransport;
+#[cfg(feature = "tls")]
+use rustls::pki_types::ServerName;
 
 /// Bytes read from Redis per turn before the chat's connections get theirs.
 const READ_BUDGET: usize = 1 << 20;
+
+/// How to speak TLS to Redis: the client configuration, and the name its certificate must show.
+#[cfg(feature = "tls")]
+#[derive(Debug)]
+struct RedisTls {
+    config: Arc<rustls::ClientConfig>,
+    name: ServerName<'static>,
+}
 
 /// The connection to Redis, if there is one.
 #[derive(Debug)]
 pub(super) struct RedisSocket {
     addr: SocketAddr,
-    stream: Option<TcpStream>,
+    /// Over TLS (`rediss://`), how.
+    #[cfg(feature = "tls")]
+    tls: Option<RedisTls>,
+    stream: Option<Stream>,
     /// The connect is under way.
     connecting: bool,
     /// Whether `WRITABLE` is in the registered interest.
@@ -38,17 +57,39 @@ pub(super) struct RedisSocket {
 }
 
 impl RedisSocket {
-    /// The socket for the Redis `config` names; an error says why this build cannot reach it.
+    /// The socket for the Redis `config` names; an error says why it cannot be reached (TLS
+    /// without its configuration, a host no certificate can name, a target not supported).
     pub(super) fn new(config: &ClusterConfig) -> Result<Self, String> {
-        let addr = match &config.target {
-            RedisTarget::Server(server) => server.addr,
+        let server = match &config.target {
+            RedisTarget::Server(server) => server,
             _ => return Err(format!("{config}: Redis Sentinel is not supported yet")),
         };
+        #[cfg(feature = "tls")]
+        let tls = match (&config.tls_config, config.tls) {
+            (Some(tls), true) => Some(RedisTls {
+                config: tls.clone(),
+                name: ServerName::try_from(server.host.clone()).map_err(|e| {
+                    format!(
+                        "{config}: {} cannot name a TLS certificate: {e}",
+                        server.host
+                    )
+                })?,
+            }),
+            (None, true) => {
+                return Err(format!(
+                    "{config}: TLS to Redis needs ClusterConfig::tls_config (whom to trust)"
+                ));
+            }
+            (_, false) => None,
+        };
+        #[cfg(not(feature = "tls"))]
         if config.tls {
-            return Err(format!("{config}: TLS to Redis is not supported yet"));
+            return Err(format!("{config}: TLS to Redis needs the `tls` feature"));
         }
         Ok(RedisSocket {
-            addr,
+            addr: server.addr,
+            #[cfg(feature = "tls")]
+            tls,
             stream: None,
             connecting: false,
             writable: false,
@@ -149,7 +190,7 @@ impl RedisSocket {
     /// Closes the connection (the node has left, or the server is finished).
     pub(super) fn close(&mut self, registry: &Registry) {
         if let Some(mut stream) = self.stream.take() {
-            let _ = registry.deregister(&mut stream);
+            let _ = registry.deregister(stream.socket());
         }
         self.connecting = false;
         self.unread = false;
@@ -160,7 +201,16 @@ impl RedisSocket {
         let token = layout.token(Source::Redis).expect("the layout holds Redis");
         registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
         let _ = stream.set_nodelay(true);
-        self.stream = Some(stream);
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            // The ClientHello waits in the session for the first write.
+            let session = TlsTransport::client(tls.config.clone(), tls.name.clone(), stream)?;
+            self.stream = Some(Stream::Tls(Box::new(session)));
+            self.connecting = true;
+            self.writable = true;
+            return Ok(());
+        }
+        self.stream = Some(Stream::Plain(stream));
         self.connecting = true;
         self.writable = true;
         Ok(())
@@ -168,9 +218,10 @@ impl RedisSocket {
 
     /// `Ok(true)` once connected, `Ok(false)` while under way.
     fn finish_connect(&mut self) -> io::Result<bool> {
-        let Some(stream) = &self.stream else {
+        let Some(stream) = &mut self.stream else {
             return Err(io::ErrorKind::NotConnected.into());
         };
+        let stream = stream.socket();
         if let Some(error) = stream.take_error()? {
             return Err(error);
         }
@@ -192,7 +243,7 @@ impl RedisSocket {
                 self.unread = true;
                 return;
             }
-            match stream.read(&mut self.scratch) {
+            match stream.transport().read(&mut self.scratch) {
                 Ok(0) => {
                     warn!("cluster: Redis closed the connection");
                     return self.drop_connection(registry, chat, now);
@@ -214,6 +265,12 @@ impl RedisSocket {
                 }
                 Err(e) if would_block(&e) => return,
                 Err(e) if interrupted(&e) => {}
+                #[cfg(feature = "tls")]
+                Err(_) if let Some(failure) = stream.take_tls_failure() => {
+                    // Counted as Redis out of reach: tried again after the back-off.
+                    error!("cluster: TLS with Redis at {} failed: {failure}", self.addr);
+                    return self.drop_connection(registry, chat, now);
+                }
                 Err(e) => {
                     warn!("cluster: reading from Redis failed: {e}");
                     return self.drop_connection(registry, chat, now);
@@ -226,10 +283,18 @@ impl RedisSocket {
         let (Some(stream), Some(link)) = (&mut self.stream, chat.cluster_mut()) else {
             return Ok(());
         };
+        let transport = stream.transport();
+        // Records the TLS session holds (its handshake's, or what did not fit) go first.
+        match transport.flush() {
+            Err(e) if would_block(&e) => return Ok(()),
+            other => other?,
+        }
         while !link.output().is_empty() {
-            match stream.write(link.output()) {
+            match transport.write(link.output()) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => link.consumed(n),
+                // Over TLS, also while the handshake is under way: the read that ends it
+                // makes the stream want to write.
                 Err(e) if would_block(&e) => return Ok(()),
                 Err(e) if interrupted(&e) => {}
                 Err(e) => return Err(e),
@@ -244,10 +309,11 @@ impl RedisSocket {
         layout: &Layout,
         chat: &Chat<Connection>,
     ) -> io::Result<()> {
-        let wanted = chat.cluster().is_some_and(|link| !link.output().is_empty());
         let Some(stream) = &mut self.stream else {
             return Ok(());
         };
+        let wanted =
+            stream.wants_write() || chat.cluster().is_some_and(|link| !link.output().is_empty());
         if wanted != self.writable {
             let interest = if wanted {
                 Interest::READABLE | Interest::WRITABLE
@@ -255,7 +321,7 @@ impl RedisSocket {
                 Interest::READABLE
             };
             let token = layout.token(Source::Redis).expect("the layout holds Redis");
-            registry.reregister(stream, token, interest)?;
+            registry.reregister(stream.socket(), token, interest)?;
             self.writable = wanted;
         }
         Ok(())
