@@ -146,19 +146,16 @@ impl RedisServer {
         let files = super::tls::files();
         let path = |p: &std::path::Path| p.to_str().unwrap().to_string();
         let mut args = user_options();
-        args.extend(
-            [
-                "--tls-cert-file".to_string(),
-                path(&files.cert),
-                "--tls-key-file".to_string(),
-                path(&files.key),
-                "--tls-ca-cert-file".to_string(),
-                path(&files.ca),
-                "--tls-auth-clients".to_string(),
-                if auth_clients { "yes" } else { "no" }.to_string(),
-            ]
-            .into_iter(),
-        );
+        args.extend([
+            "--tls-cert-file".to_string(),
+            path(&files.cert),
+            "--tls-key-file".to_string(),
+            path(&files.key),
+            "--tls-ca-cert-file".to_string(),
+            path(&files.ca),
+            "--tls-auth-clients".to_string(),
+            if auth_clients { "yes" } else { "no" }.to_string(),
+        ]);
         let port = free_port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let mut cli_args = vec!["--tls".to_string(), "--cacert".to_string(), path(&files.ca)];
