@@ -268,7 +268,11 @@ impl RedisSocket {
                 #[cfg(feature = "tls")]
                 Err(_) if let Some(failure) = stream.take_tls_failure() => {
                     // Counted as Redis out of reach: tried again after the back-off.
-                    error!("cluster: TLS with Redis at {} failed: {failure}", self.addr);
+                    error!(
+                        "cluster: TLS with Redis at {} failed: {failure}{}",
+                        self.addr,
+                        redis_hint(&failure)
+                    );
                     return self.drop_connection(registry, chat, now);
                 }
                 Err(e) => {
@@ -330,6 +334,24 @@ impl RedisSocket {
     fn drop_connection(&mut self, registry: &Registry, chat: &mut Chat<Connection>, now: Instant) {
         self.close(registry);
         chat.on_cluster_disconnected(now);
+    }
+}
+
+/// What a TLS failure's sentence (written for `a-chat client`) means in the options of a node.
+#[cfg(feature = "tls")]
+fn redis_hint(failure: &crate::tls::TlsError) -> &'static str {
+    use rustls::{AlertDescription, CertificateError, Error};
+    match &failure.error {
+        Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
+            " (for Redis, that file is --cluster-ca FILE)"
+        }
+        Error::AlertReceived(AlertDescription::CertificateRequired) => {
+            ": give the node one with --cluster-cert FILE --cluster-key FILE"
+        }
+        Error::InvalidMessage(_) | Error::InappropriateMessage { .. } => {
+            " (for Redis: is its port a TLS port? redis:// speaks plain TCP)"
+        }
+        _ => "",
     }
 }
 
