@@ -274,3 +274,15 @@ fn bad_tls_files_stop_the_server_at_start_with_a_sentence() {
         "{stderr}"
     );
 }
+
+#[test]
+fn tls_to_a_plain_port_is_said_so() {
+    let redis = RedisServer::start();
+    let url = redis.url().replacen("redis://", "rediss://", 1);
+    let ca = tls::files().ca.to_str().unwrap().to_string();
+    let a = ServerProcess::start(&["--cluster", &url, "--cluster-ttl", TTL, "--cluster-ca", &ca]);
+    // Redis waits for a line the ClientHello never ends: the handshake is overdue.
+    a.wait_for_log("cluster: the TLS handshake with Redis at 127.0.0.1:");
+    a.wait_for_log("was not over in time (is its port a TLS port? redis:// speaks plain TCP)");
+    assert!(!a.stderr().contains(NODE_PASSWORD), "{}", a.stderr());
+}

@@ -151,7 +151,16 @@ impl RedisSocket {
             && !self.unread
             && let Some(what) = chat.cluster().and_then(|link| link.overdue(now))
         {
-            warn!("cluster: {what}: dropping the connection to reconnect");
+            if self.is_tls_handshaking() {
+                warn!(
+                    "cluster: the TLS handshake with Redis at {} was not over in time (is its \
+                     port a TLS port? redis:// speaks plain TCP): dropping the connection to \
+                     reconnect",
+                    self.addr
+                );
+            } else {
+                warn!("cluster: {what}: dropping the connection to reconnect");
+            }
             self.drop_connection(registry, chat, now);
         }
         let Some(link) = chat.cluster_mut() else {
@@ -163,6 +172,15 @@ impl RedisSocket {
                 warn!("cluster: cannot connect to {}: {e}", self.addr);
                 chat.on_cluster_disconnected(now);
             }
+        }
+    }
+
+    /// Whether the connection is a TLS session whose handshake is not over.
+    fn is_tls_handshaking(&self) -> bool {
+        match &self.stream {
+            #[cfg(feature = "tls")]
+            Some(Stream::Tls(tls)) => tls.is_handshaking(),
+            _ => false,
         }
     }
 
@@ -265,17 +283,17 @@ impl RedisSocket {
                 }
                 Err(e) if would_block(&e) => return,
                 Err(e) if interrupted(&e) => {}
-                #[cfg(feature = "tls")]
-                Err(_) if let Some(failure) = stream.take_tls_failure() => {
-                    // Counted as Redis out of reach: tried again after the back-off.
-                    error!(
-                        "cluster: TLS with Redis at {} failed: {failure}{}",
-                        self.addr,
-                        redis_hint(&failure)
-                    );
-                    return self.drop_connection(registry, chat, now);
-                }
                 Err(e) => {
+                    #[cfg(feature = "tls")]
+                    if let Some(failure) = stream.take_tls_failure() {
+                        // Counted as Redis out of reach: tried again after the back-off.
+                        error!(
+                            "cluster: TLS with Redis at {} failed: {failure}{}",
+                            self.addr,
+                            redis_hint(&failure)
+                        );
+                        return self.drop_connection(registry, chat, now);
+                    }
                     warn!("cluster: reading from Redis failed: {e}");
                     return self.drop_connection(registry, chat, now);
                 }
