@@ -214,6 +214,13 @@ impl MemoryServer {
         self.key(id).and_then(|key| self.chat.logged_in_name(key))
     }
 
+    /// The number of the open connection `id` on this node: the CONN that names it across a
+    /// cluster (never reused, unlike the slab key).
+    pub fn connection_number(&self, id: u64) -> Option<u64> {
+        self.key(id)
+            .and_then(|key| self.chat.connection_number(key))
+    }
+
     /// Why the connection `id` was closed, once it was.
     pub fn close_reason(&self, id: u64) -> Option<&CloseReason> {
         self.finished.get(&id).map(|(_, reason)| reason)

@@ -75,7 +75,7 @@ pub(crate) struct ClusterLink {
     /// counted when it opens and when it ends.
     recovery: Option<Recovery>,
     /// The turn's batches.
-    releases: Vec<Rc<str>>,
+    releases: Vec<(Who, Rc<str>)>,
     claims: Vec<(Who, Rc<str>)>,
     routes: RouteBatch,
     bounces: Vec<(String, Vec<u8>)>,
@@ -194,12 +194,13 @@ impl ClusterLink {
     }
 
     /// The connection is up: the first requests are queued: RESP3, the scripts, the node's
-    /// channel, its hold, the releases that waited, and the reclaim of `names`. (The link
-    /// says it reconnected once the hold is answered on it.)
-    pub(crate) fn on_connected<'a>(
+    /// channel, its hold, the releases that waited, and the reclaim of `names` (the peers
+    /// logged in here, each with its connection). (The link says it reconnected once the hold
+    /// is answered on it.)
+    pub(crate) fn on_connected(
         &mut self,
         now: Instant,
-        names: impl Iterator<Item = &'a Rc<str>>,
+        names: impl Iterator<Item = (Who, Rc<str>)>,
     ) {
         self.clock = now;
         self.state.on_connected(now + self.ttl / 3);
@@ -221,7 +222,7 @@ impl ClusterLink {
         let channel = format!("{}{}", scripts::NODE_CHANNEL, self.node);
         resp::encode_command(&mut self.out, &[b"SUBSCRIBE", channel.as_bytes()]);
         self.pending.push_back(Request::Subscribe);
-        let names: Vec<Rc<str>> = names.cloned().collect();
+        let names: Vec<(Who, Rc<str>)> = names.collect();
         self.send_hold(now, !names.is_empty());
         if let Some(Request::Hold { first, .. }) = self.pending.back_mut() {
             *first = true;
