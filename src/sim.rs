@@ -336,7 +336,8 @@ impl MemoryServer {
 #[cfg(feature = "cluster")]
 impl MemoryServer {
     /// Makes this server node `node` of a cluster, with `ttl` as its `--cluster-ttl`. Call
-    /// before the first connection.
+    /// before the first connection. `node` is not empty and holds no `/`, `,`, `:` or
+    /// control character (it is a field of the records nodes send each other).
     pub fn join_cluster(&mut self, node: &str, ttl: Duration) {
         let link = crate::cluster::ClusterLink::new(node.to_string(), ttl, self.now);
         self.chat.join_cluster(link);

@@ -40,7 +40,8 @@ const MAX_OUTPUT: usize = 16 << 20;
 /// The link of one node.
 #[derive(Debug)]
 pub(crate) struct ClusterLink {
-    /// This node's ID.
+    /// This node's ID. Invariant: not empty, and holds no `/`, `,`, `:` or control character
+    /// (name records are `ID/CONN`, records split at `,`), as the driver's hex IDs do not.
     node: String,
     ttl: Duration,
     /// The connection's life, the back-off and the hold's next renewal in it.
@@ -90,6 +91,13 @@ pub(crate) struct ClusterLink {
 
 impl ClusterLink {
     pub(crate) fn new(node: String, ttl: Duration, now: Instant) -> Self {
+        debug_assert!(
+            !node.is_empty()
+                && !node
+                    .chars()
+                    .any(|c| matches!(c, '/' | ',' | ':') || c.is_control()),
+            "a node ID fit for the records: {node:?}"
+        );
         ClusterLink {
             node,
             ttl,
