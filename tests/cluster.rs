@@ -625,3 +625,33 @@ fn a_message_to_a_receiver_who_left_and_came_back_goes_to_nobody_and_its_sender_
     alice.send("bob: marker\n");
     again.expect("from alice: marker");
 }
+
+#[test]
+fn a_name_record_names_its_connection_and_an_earlier_versions_claims_are_still_read() {
+    let redis = RedisServer::start();
+    let a = node(&redis.url(), &[]);
+    let alice = Client::login(a.addr(), "alice");
+    let first = redis.command(&["GET", "a-chat:name:alice"]).expect("GET");
+    let (node_id, conn) = first.split_once('/').expect("a record of NODE/CONN");
+    assert!(a.stderr().contains(&format!("joined as node {node_id} ")));
+    assert!(conn.parse::<u64>().is_ok(), "{first:?}");
+    // The same name again, after its peer left: another connection, never the same number.
+    drop(alice);
+    let _alice = login_eventually(a.addr(), "alice");
+    let again = redis.command(&["GET", "a-chat:name:alice"]).expect("GET");
+    assert!(again.starts_with(&format!("{node_id}/")), "{again:?}");
+    assert_ne!(again, first);
+    // Claims of an earlier version (the node's ID alone): one of a live node holds its name,
+    // one of a node gone is free.
+    for args in [
+        ["SET", "a-chat:node:oldnode", "1"],
+        ["SET", "a-chat:name:olga", "oldnode"],
+        ["SET", "a-chat:name:otto", "gonenode"],
+    ] {
+        assert_eq!(redis.command(&args).as_deref(), Some("OK"));
+    }
+    assert_eq!(refused_login(a.addr(), "olga"), "error: name taken");
+    let _otto = Client::login(a.addr(), "otto");
+    let otto = redis.command(&["GET", "a-chat:name:otto"]).expect("GET");
+    assert!(otto.starts_with(&format!("{node_id}/")), "{otto:?}");
+}
