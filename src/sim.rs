@@ -214,6 +214,13 @@ impl MemoryServer {
         self.key(id).and_then(|key| self.chat.logged_in_name(key))
     }
 
+    /// The number of the open connection `id` on this node: the CONN that names it across a
+    /// cluster (never reused, unlike the slab key).
+    pub fn connection_number(&self, id: u64) -> Option<u64> {
+        self.key(id)
+            .and_then(|key| self.chat.connection_number(key))
+    }
+
     /// Why the connection `id` was closed, once it was.
     pub fn close_reason(&self, id: u64) -> Option<&CloseReason> {
         self.finished.get(&id).map(|(_, reason)| reason)
@@ -329,7 +336,8 @@ impl MemoryServer {
 #[cfg(feature = "cluster")]
 impl MemoryServer {
     /// Makes this server node `node` of a cluster, with `ttl` as its `--cluster-ttl`. Call
-    /// before the first connection.
+    /// before the first connection. `node` is not empty and holds no `/`, `,`, `:` or
+    /// control character (it is a field of the records nodes send each other).
     pub fn join_cluster(&mut self, node: &str, ttl: Duration) {
         let link = crate::cluster::ClusterLink::new(node.to_string(), ttl, self.now);
         self.chat.join_cluster(link);

@@ -546,3 +546,112 @@ fn a_node_whose_redis_is_down_at_start_refuses_logins_then_joins_by_itself() {
     alice.send("alice\nalice: in\n");
     alice.expect("from alice: in");
 }
+
+/// A node whose names outlive a pause of several seconds (`--cluster-ttl 10`): a test may
+/// stop it (SIGSTOP) while Redis still routes to it.
+fn patient_node(url: &str) -> ServerProcess {
+    let server = ServerProcess::start(&["--cluster", url, "--cluster-ttl", "10"]);
+    server.wait_for_log("cluster: joined as node");
+    server
+}
+
+/// Stops `node` (SIGSTOP) and waits until it is stopped: what comes to it meanwhile waits in
+/// its sockets, and it reads it, in the order it came, once continued (SIGCONT).
+fn pause(node: &ServerProcess) {
+    node.signal(Signal::STOP);
+    eventually("the node is stopped", || {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", node.pid())).ok()?;
+        // The state follows the command's name, which ends with `) `.
+        let state = stat.rsplit_once(") ")?.1.chars().next()?;
+        (state == 'T').then_some(())
+    });
+}
+
+#[test]
+fn a_bounce_for_a_departed_sender_never_reaches_the_next_holder_of_its_name() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let [a, b, c] = [patient_node(&url), patient_node(&url), patient_node(&url)];
+    let mut alice = Client::login(a.addr(), "alice");
+    let mut amy = Client::login(a.addr(), "amy");
+    let bob = Client::login(b.addr(), "bob");
+    let mut bo2 = Client::login(b.addr(), "bo2");
+    let mut carol = Client::login(c.addr(), "carol");
+    // Bob's node is stopped; bob leaves (his end waits there), and Redis still routes his
+    // name to it: the messages to him wait there too, behind his end.
+    pause(&b);
+    drop(bob);
+    alice.send("bob, carol: from alice\n");
+    amy.send("bob, carol: from amy\n");
+    // Carol's copies went in the same script runs: bob's are on their way.
+    carol.expect("from alice: from alice");
+    carol.expect("from amy: from amy");
+    // The senders leave, and their names are taken again: on their node, and on another.
+    drop(alice);
+    drop(amy);
+    let mut eve = login_eventually(a.addr(), "alice");
+    let mut fay = login_eventually(c.addr(), "amy");
+    // Bob's node goes on: it finds bob gone and bounces both messages, in its first turn.
+    b.signal(Signal::CONT);
+    bo2.send("bo2: awake\n");
+    bo2.expect("from bo2: awake");
+    // A marker sent by bob's node after the bounces reaches their node after them: the new
+    // holders' first line is the marker, not a notice meant for a connection that is gone.
+    bo2.send("alice, amy: marker\n");
+    eve.expect("from bo2: marker");
+    fay.expect("from bo2: marker");
+}
+
+#[test]
+fn a_message_to_a_receiver_who_left_and_came_back_goes_to_nobody_and_its_sender_is_told() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let [a, b, c] = [patient_node(&url), patient_node(&url), patient_node(&url)];
+    let mut alice = Client::login(a.addr(), "alice");
+    let bob = Client::login(b.addr(), "bob");
+    let mut carol = Client::login(c.addr(), "carol");
+    // Bob's node is stopped; bob leaves, a message is routed to him, and he comes back under
+    // the same name, all waiting there in that order.
+    pause(&b);
+    drop(bob);
+    alice.send("bob, carol: lost\n");
+    carol.expect("from alice: lost");
+    let mut again = Client::connect(b.addr());
+    again.send("bob\nbob: me\n");
+    b.signal(Signal::CONT);
+    // The message went to nobody: its sender is told, and the new session never sees it.
+    alice.expect("error: no such peer: bob");
+    again.expect("from bob: me");
+    alice.send("bob: marker\n");
+    again.expect("from alice: marker");
+}
+
+#[test]
+fn a_name_record_names_its_connection_and_an_earlier_versions_claims_are_still_read() {
+    let redis = RedisServer::start();
+    let a = node(&redis.url(), &[]);
+    let alice = Client::login(a.addr(), "alice");
+    let first = redis.command(&["GET", "a-chat:name:alice"]).expect("GET");
+    let (node_id, conn) = first.split_once('/').expect("a record of NODE/CONN");
+    assert!(a.stderr().contains(&format!("joined as node {node_id} ")));
+    assert!(conn.parse::<u64>().is_ok(), "{first:?}");
+    // The same name again, after its peer left: another connection, never the same number.
+    drop(alice);
+    let _alice = login_eventually(a.addr(), "alice");
+    let again = redis.command(&["GET", "a-chat:name:alice"]).expect("GET");
+    assert!(again.starts_with(&format!("{node_id}/")), "{again:?}");
+    assert_ne!(again, first);
+    // Claims of an earlier version (the node's ID alone): one of a live node holds its name,
+    // one of a node gone is free.
+    for args in [
+        ["SET", "a-chat:node:oldnode", "1"],
+        ["SET", "a-chat:name:olga", "oldnode"],
+        ["SET", "a-chat:name:otto", "gonenode"],
+    ] {
+        assert_eq!(redis.command(&args).as_deref(), Some("OK"));
+    }
+    assert_eq!(refused_login(a.addr(), "olga"), "error: name taken");
+    let _otto = Client::login(a.addr(), "otto");
+    let otto = redis.command(&["GET", "a-chat:name:otto"]).expect("GET");
+    assert!(otto.starts_with(&format!("{node_id}/")), "{otto:?}");
+}

@@ -38,9 +38,13 @@ impl<T: Transport> Chat<T> {
         }
         // Cluster mode: the peers leave the cluster at once; messages from other nodes find
         // their names free.
-        let names: Vec<Rc<str>> = self.directory.names().cloned().collect();
-        for name in &names {
-            self.release_name(name);
+        let names: Vec<(Rc<str>, usize)> = self
+            .directory
+            .entries()
+            .map(|(name, key)| (name.clone(), key))
+            .collect();
+        for (name, key) in &names {
+            self.release_name(*key, self.peers[*key].generation, name);
         }
         let reading: Vec<usize> = self
             .peers
@@ -239,7 +243,7 @@ impl<T: Transport> Chat<T> {
                 self.directory.log_out(&name);
                 // If it got the line being routed: see `route`.
                 self.route.receiver_gone(peer.last_route, &name);
-                self.release_name(&name);
+                self.release_name(key, peer.generation, &name);
             }
             // Its claim's answer finds it gone and gives the name back.
             Phase::Claiming(_) => {

@@ -39,7 +39,7 @@ impl<T: Transport> Chat<T> {
         false
     }
 
-    pub(super) fn release_name(&mut self, _name: &Rc<str>) {}
+    pub(super) fn release_name(&mut self, _key: usize, _generation: u64, _name: &Rc<str>) {}
 
     pub(super) fn cluster_end_turn(&mut self, _now: Instant) {}
 
@@ -57,7 +57,7 @@ impl<T: Transport> Chat<T> {
 #[cfg(feature = "cluster")]
 use super::peer::{CloseReason, Phase};
 #[cfg(feature = "cluster")]
-use crate::cluster::records::{self, Record};
+use crate::cluster::records::{self, Record, Sender};
 #[cfg(feature = "cluster")]
 use crate::cluster::{ClusterLink, Event, LinkError, Undelivered, Who};
 #[cfg(feature = "cluster")]
@@ -145,9 +145,24 @@ impl<T: Transport> Chat<T> {
     /// The driver connected to Redis: the link queues its first requests, the names of every
     /// peer logged in here among them.
     pub(crate) fn on_cluster_connected(&mut self, now: Instant) {
+        let names = self.held_names();
         if let Some(link) = &mut self.cluster {
-            link.on_connected(now, self.directory.names());
+            link.on_connected(now, names.into_iter());
         }
+    }
+
+    /// The names of the peers logged in here, each with its connection.
+    fn held_names(&self) -> Vec<(Who, Rc<str>)> {
+        self.directory
+            .entries()
+            .map(|(name, key)| {
+                let who = Who {
+                    key,
+                    generation: self.peers[key].generation,
+                };
+                (who, name.clone())
+            })
+            .collect()
     }
 
     /// Bytes from Redis; an error means the driver must drop the connection.
@@ -194,10 +209,11 @@ impl<T: Transport> Chat<T> {
         routed
     }
 
-    /// Gives the name of a peer that leaves back to the cluster.
-    pub(super) fn release_name(&mut self, name: &Rc<str>) {
+    /// Gives the name of a peer that leaves (connection `generation`, at `key` until now) back
+    /// to the cluster.
+    pub(super) fn release_name(&mut self, key: usize, generation: u64, name: &Rc<str>) {
         if let Some(link) = &mut self.cluster {
-            link.release(name.clone());
+            link.release(Who { key, generation }, name.clone());
         }
     }
 
@@ -208,8 +224,16 @@ impl<T: Transport> Chat<T> {
         for event in link.take_events() {
             match event {
                 Event::Claim { who, name, outcome } => self.on_claimed(who, name, outcome, now),
-                Event::NameLost { name } => {
-                    if let Some(key) = self.directory.look_up(name.as_str()) {
+                Event::NameLost { who, name } => {
+                    // The peer the reclaim was for, if it is still here: a later holder of
+                    // the name here claimed it for itself.
+                    let current = self.peers.get(who.key).is_some_and(|peer| {
+                        peer.generation == who.generation
+                            && matches!(peer.phase, Phase::Chatting)
+                            && peer.name.as_ref() == Some(&name)
+                    });
+                    if current {
+                        let key = who.key;
                         log::warn!(
                             "#{key} {name}: another node took this name while Redis was away"
                         );
@@ -235,7 +259,7 @@ impl<T: Transport> Chat<T> {
                 }
                 Event::Records(payload) => self.on_records(&payload),
                 Event::Reclaim => {
-                    let names: Vec<Rc<str>> = self.directory.names().cloned().collect();
+                    let names = self.held_names();
                     if let Some(link) = &mut self.cluster {
                         link.reclaim(&names);
                     }
@@ -261,28 +285,41 @@ impl<T: Transport> Chat<T> {
                     origin,
                     sender,
                     dests,
+                    conns,
                     text,
-                }) => self.deliver_record(origin, sender, dests, text),
+                }) => self.deliver_record(origin, sender, dests, conns, text),
+                // For the connection that sent the message only: not a later holder of its
+                // name, here or anywhere (rule 6.9).
                 Ok(Record::Bounce { sender, dest }) => {
-                    if let Some(key) = self.directory.look_up(sender) {
+                    if let Some(key) = self.logged_in_conn(sender.name, sender.conn) {
                         self.undelivered(key, dest, Undelivered::NoSuchPeer);
                     }
                 }
-                Err(line) => log::warn!(
-                    "cluster: dropped a record that does not parse: {:?}",
-                    String::from_utf8_lossy(line)
+                Err(refused) => log::warn!(
+                    "cluster: dropped a record from another node ({}): {:?}",
+                    refused.why,
+                    String::from_utf8_lossy(refused.line)
                 ),
             }
         }
     }
 
-    /// Queues TEXT from `sender` (on node `origin`) for each of `dests` here, or bounces it.
+    /// Queues TEXT from `sender` (on node `origin`) for each of `dests` here, each to the
+    /// connection its name was routed to (`conns`), or bounces it: a name that connection
+    /// no longer holds here (it left, and a later login may hold the name now) gets nothing.
     ///
     /// A record from this very node was routed through Redis because its destination was not
     /// logged in here then (its login was still claiming the name): it is answered as a local
     /// line to a name not logged in is, `error: no such peer`, never delivered late, where a
     /// later line of the same sender, routed locally since, would overtake it.
-    fn deliver_record(&mut self, origin: &str, sender: &str, dests: &str, text: &str) {
+    fn deliver_record(
+        &mut self,
+        origin: &str,
+        sender: Sender<'_>,
+        dests: &str,
+        conns: &str,
+        text: &str,
+    ) {
         if self
             .cluster
             .as_ref()
@@ -298,8 +335,8 @@ impl<T: Transport> Chat<T> {
         let mut shared: Option<Rc<[u8]>> = None;
         // Whether the buffer is counted in the queues' memory: from its first receiver on.
         let mut charged = false;
-        for dest in records::dest_names(dests) {
-            let Some(key) = self.directory.look_up(dest) else {
+        for (dest, conn) in records::dest_conns(dests, conns) {
+            let Some(key) = self.logged_in_conn(dest, conn) else {
                 if let Some(link) = &mut self.cluster {
                     link.bounce(origin, sender, dest);
                 }
@@ -307,7 +344,7 @@ impl<T: Transport> Chat<T> {
             };
             let bytes = match &shared {
                 Some(bytes) => bytes.clone(),
-                None => shared.insert(self.route.format(sender, text)).clone(),
+                None => shared.insert(self.route.format(sender.name, text)).clone(),
             };
             if self.queue(key, bytes, charged) {
                 charged = true;
@@ -318,20 +355,28 @@ impl<T: Transport> Chat<T> {
         self.release_unqueued(shared, charged);
     }
 
-    /// The connection here that sent a record routed back to this node as `sender`: the peer
-    /// logged in under that name, or else a closing one of that name whose lookups are not
-    /// all answered (it half-closed after its line: the record, published while the route
-    /// script ran, comes before the script's answer). The second is looked for through every
-    /// connection, but only on this rare path (a line to a name whose login here was still
-    /// claiming it, from a sender closing since).
-    fn sender_here(&self, sender: &str) -> Option<usize> {
-        self.directory.look_up(sender).or_else(|| {
+    /// The peer logged in here as `name`, if it is connection `conn`.
+    fn logged_in_conn(&self, name: &str, conn: u64) -> Option<usize> {
+        self.directory
+            .look_up(name)
+            .filter(|&key| self.peers[key].generation == conn)
+    }
+
+    /// The connection here that sent a record routed back to this node: the peer logged in
+    /// under the sender's name, if it is the sender's connection, or else a closing one of
+    /// that name and connection whose lookups are not all answered (it half-closed after its
+    /// line: the record, published while the route script ran, comes before the script's
+    /// answer). The second is looked for through every connection, but only on this rare path
+    /// (a line to a name whose login here was still claiming it, from a sender closing since).
+    fn sender_here(&self, sender: Sender<'_>) -> Option<usize> {
+        self.logged_in_conn(sender.name, sender.conn).or_else(|| {
             self.peers
                 .iter()
                 .find(|(key, peer)| {
-                    self.lookups.count(*key) > 0
+                    peer.generation == sender.conn
+                        && self.lookups.count(*key) > 0
                         && matches!(peer.phase, Phase::Closing { .. })
-                        && peer.name.as_deref() == Some(sender)
+                        && peer.name.as_deref() == Some(sender.name)
                 })
                 .map(|(key, _)| key)
         })

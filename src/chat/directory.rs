@@ -51,9 +51,9 @@ impl Directory {
         self.names.is_empty()
     }
 
-    /// The names logged in here.
-    pub(super) fn names(&self) -> impl Iterator<Item = &Rc<str>> {
-        self.names.keys()
+    /// The names logged in here, each with its peer's key.
+    pub(super) fn entries(&self) -> impl Iterator<Item = (&Rc<str>, usize)> {
+        self.names.iter().map(|(name, &key)| (name, key))
     }
 
     /// `key` logs in as `name` (free here: neither logged in nor claimed).
@@ -94,7 +94,7 @@ mod tests {
         assert_eq!(directory.look_up("alice"), Some(3));
         assert_eq!(directory.look_up("bob"), None);
         assert_eq!(directory.len(), 1);
-        assert_eq!(directory.names().collect::<Vec<_>>(), [&alice]);
+        assert_eq!(directory.entries().collect::<Vec<_>>(), [(&alice, 3)]);
         directory.log_out("alice");
         assert_eq!(directory.look_up("alice"), None);
         assert!(directory.is_empty());

@@ -137,7 +137,7 @@ impl<T: Transport> Chat<T> {
         if !waiting {
             // The login went away meanwhile: a name claimed for it goes back.
             if outcome == Claimed::Yes {
-                self.release_name(&name);
+                self.release_name(who.key, who.generation, &name);
             }
             return;
         }

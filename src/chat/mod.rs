@@ -305,6 +305,11 @@ impl<T: Transport> Chat<T> {
         }
     }
 
+    /// The number of connection `key` (its generation): never reused on this node.
+    pub(crate) fn connection_number(&self, key: usize) -> Option<u64> {
+        self.peers.get(key).map(|peer| peer.generation)
+    }
+
     /// The counters now.
     pub fn stats(&self) -> Stats {
         let mut stats = Stats {

@@ -7,7 +7,11 @@ use std::rc::Rc;
 /// A local connection, as the link names it in its events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Who {
+    /// Its slab key (reused once it is gone).
     pub(crate) key: usize,
+    /// Its number on this node: the core numbers its connections in order and never reuses a
+    /// number, so this is also the CONN that names it across the cluster, in Redis's name
+    /// records and in the records nodes send each other (`records.rs`, contract rule 6.9).
     pub(crate) generation: u64,
 }
 
@@ -36,8 +40,8 @@ pub(crate) enum Event {
         name: Rc<str>,
         outcome: Claimed,
     },
-    /// After a reconnect, another node held a name of one of this node's peers.
-    NameLost { name: String },
+    /// After a reconnect, another node held the name of `who`, a peer of this node.
+    NameLost { who: Who, name: Rc<str> },
     /// A message from `who` to `dest` was not handed to a node.
     Route {
         who: Who,

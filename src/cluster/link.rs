@@ -41,7 +41,8 @@ const MAX_OUTPUT: usize = 16 << 20;
 /// The link of one node.
 #[derive(Debug)]
 pub(crate) struct ClusterLink {
-    /// This node's ID.
+    /// This node's ID. Invariant: not empty, and holds no `/`, `,`, `:` or control character
+    /// (name records are `ID/CONN`, records split at `,`), as the driver's hex IDs do not.
     node: String,
     ttl: Duration,
     /// The connection's life, the back-off and the hold's next renewal in it.
@@ -76,7 +77,7 @@ pub(crate) struct ClusterLink {
     /// counted when it opens and when it ends.
     recovery: Option<Recovery>,
     /// The turn's batches.
-    releases: Vec<Rc<str>>,
+    releases: Vec<(Who, Rc<str>)>,
     claims: Vec<(Who, Rc<str>)>,
     routes: RouteBatch,
     bounces: Vec<(String, Vec<u8>)>,
@@ -93,6 +94,13 @@ pub(crate) struct ClusterLink {
 
 impl ClusterLink {
     pub(crate) fn new(node: String, ttl: Duration, now: Instant) -> Self {
+        debug_assert!(
+            !node.is_empty()
+                && !node
+                    .chars()
+                    .any(|c| matches!(c, '/' | ',' | ':') || c.is_control()),
+            "a node ID fit for the records: {node:?}"
+        );
         ClusterLink {
             node,
             ttl,
@@ -219,12 +227,13 @@ impl ClusterLink {
     }
 
     /// The connection is up: the first requests are queued: RESP3, the scripts, the node's
-    /// channel, its hold, the releases that waited, and the reclaim of `names`. (The link
-    /// says it reconnected once the hold is answered on it.)
-    pub(crate) fn on_connected<'a>(
+    /// channel, its hold, the releases that waited, and the reclaim of `names` (the peers
+    /// logged in here, each with its connection). (The link says it reconnected once the hold
+    /// is answered on it.)
+    pub(crate) fn on_connected(
         &mut self,
         now: Instant,
-        names: impl Iterator<Item = &'a Rc<str>>,
+        names: impl Iterator<Item = (Who, Rc<str>)>,
     ) {
         self.clock = now;
         self.state.on_connected(now + self.ttl / 3);
@@ -260,7 +269,7 @@ impl ClusterLink {
         let channel = format!("{}{}", scripts::NODE_CHANNEL, self.node);
         resp::encode_command(&mut self.out, &[b"SUBSCRIBE", channel.as_bytes()]);
         self.pending.push_back(Request::Subscribe);
-        let names: Vec<Rc<str>> = names.cloned().collect();
+        let names: Vec<(Who, Rc<str>)> = names.collect();
         self.send_hold(now, !names.is_empty());
         if let Some(Request::Hold { first, .. }) = self.pending.back_mut() {
             *first = true;

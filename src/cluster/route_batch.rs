@@ -33,8 +33,9 @@ struct RouteDest {
 }
 
 impl RouteBatch {
-    /// Adds TEXT from `sender` (connection `who`, on node `node`) to `dest`. When the last
-    /// record has the same sender and text (the line's previous destination), `dest` joins it.
+    /// Adds TEXT from `sender` (connection `who`, on node `node`: the record names it by its
+    /// number) to `dest`. When the last record has the same sender and text (the line's
+    /// previous destination), `dest` joins it.
     pub(crate) fn push(&mut self, node: &str, who: Who, sender: &str, dest: &str, text: &str) {
         if let Some((open_who, dests_end)) = self.open
             && open_who == who
@@ -55,10 +56,11 @@ impl RouteBatch {
             });
             return;
         }
-        let start = self.records.len();
-        records::write_message(&mut self.records, node, sender, dest, text);
-        // `M,ORIGIN,SENDER,` comes before the destinations.
-        let dest_start = start + 2 + node.len() + 1 + sender.len() + 1;
+        let sender = records::Sender {
+            conn: who.generation,
+            name: sender,
+        };
+        let dest_start = records::write_message(&mut self.records, node, sender, dest, text);
         self.ends.push((self.records.len(), 1));
         self.dests.push(RouteDest {
             who,
@@ -170,8 +172,12 @@ impl RouteBatch {
 mod tests {
     use super::*;
 
+    /// Connection `key`, numbered as its key.
     fn who(key: usize) -> Who {
-        Who { key, generation: 1 }
+        Who {
+            key,
+            generation: u64::try_from(key).expect("a small key"),
+        }
     }
 
     #[test]
@@ -183,9 +189,9 @@ mod tests {
         batch.push("n1", who(2), "erin", "bob", "other");
         assert_eq!(
             batch.records,
-            b"M,n1,alice,bob:carol,hi, all\nM,n1,alice,dave,other\nM,n1,erin,bob,other\n"
+            b"M,n1,1,alice,bob:carol,hi, all\nM,n1,1,alice,dave,other\nM,n1,2,erin,bob,other\n"
         );
-        assert_eq!(batch.ends, [(29, 2), (51, 1), (71, 1)]);
+        assert_eq!(batch.ends, [(31, 2), (55, 1), (77, 1)]);
         let dests: Vec<_> = batch.dests().collect();
         assert_eq!(
             dests,
@@ -268,9 +274,9 @@ mod tests {
         assert!(
             chunks[1]
                 .records
-                .starts_with(b"M,n1,alice,bob:carol:dave,line 3\n")
+                .starts_with(b"M,n1,3,alice,bob:carol:dave,line 3\n")
         );
-        assert_eq!(chunks[3].ends, [(33, 3)]);
+        assert_eq!(chunks[3].ends, [(35, 3)]);
     }
 
     #[test]
@@ -284,11 +290,11 @@ mod tests {
             .dests()
             .map(|(who, name)| (who, name.to_string()))
             .collect();
-        // Records of 116 bytes, at most 300 bytes a chunk: two records each.
+        // Records of 118 bytes, at most 300 bytes a chunk: two records each.
         let chunks = batch.into_chunks(512, 300);
         assert_eq!(chunks.len(), 5);
         for chunk in &chunks {
-            assert_eq!(chunk.bytes(), 2 * 116);
+            assert_eq!(chunk.bytes(), 2 * 118);
             assert!(chunk.records.ends_with(b"\n"));
         }
         let again: Vec<_> = chunks

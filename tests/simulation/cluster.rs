@@ -10,7 +10,11 @@
 //!
 //! - no name is used by two logged-in clients at once, on any nodes (checked after every step);
 //! - a message reaches only a client logged in under its destination's name, at most once, and
-//!   in the order its sender sent it;
+//!   in the order its sender sent it; from another node, only the very connection its name was
+//!   routed to (the route line Redis published names it), never a later holder of the name;
+//! - a notice about a destination reaches only a client that sent lines to it, never more
+//!   often than it sent them (a bounce for a client that left never reaches the next holder of
+//!   its name, on any node);
 //! - every message is delivered or its sender told (`error: no such peer: D` or
 //!   `error: cluster unavailable: D`), once the faults stop and the cluster has healed; excused
 //!   are messages to a name whose client left or was closed meanwhile, messages of senders that
@@ -21,7 +25,7 @@
 //! A failing seed is printed; replay it with
 //! `CLUSTER_SIM_SEED=<seed> cargo test --test simulation cluster`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use a_chat::Config;
@@ -58,6 +62,8 @@ struct Node {
 struct Client {
     node: usize,
     id: u64,
+    /// Its connection's number on its node (the CONN of the records).
+    conn: u64,
     /// The name it is logged in under, once it is.
     name: Option<String>,
     /// Output not yet split into lines.
@@ -98,6 +104,15 @@ struct Sim {
     messages: HashMap<(usize, u64), Message>,
     /// Notices per sender client and destination.
     notices: HashMap<(usize, String), u32>,
+    /// Notices per sender client, destination and kind.
+    notices_by_kind: HashMap<(usize, String, &'static str), u32>,
+    /// Messages sent per sender client and destination.
+    sent_to: HashMap<(usize, String), u32>,
+    /// Per message published through Redis: the node, the connection its destination's name
+    /// was routed to, the text and the destination.
+    routed_to: HashSet<(usize, u64, String, String)>,
+    /// How many of Redis's published payloads `routed_to` has read.
+    published_read: usize,
     /// Faults injected, by kind (to show the seeds reach them).
     faults: HashMap<&'static str, u32>,
 }
@@ -134,6 +149,10 @@ impl Sim {
             clients: Vec::new(),
             messages: HashMap::new(),
             notices: HashMap::new(),
+            notices_by_kind: HashMap::new(),
+            sent_to: HashMap::new(),
+            routed_to: HashSet::new(),
+            published_read: 0,
             faults: HashMap::new(),
         }
     }
@@ -191,10 +210,12 @@ impl Sim {
         ));
         let server = &mut self.nodes[node].server;
         let id = server.connect();
+        let conn = server.connection_number(id).expect("just connected");
         server.send(id, format!("{name}\n").as_bytes());
         self.clients.push(Client {
             node,
             id,
+            conn,
             name: None,
             partial: String::new(),
             closed_at: None,
@@ -268,6 +289,7 @@ impl Sim {
         line.push_str(&format!(": c{sender}n{n}\n"));
         // One message per distinct destination, numbered alike: the text names the line.
         for (k, dest) in dests.iter().enumerate() {
+            *self.sent_to.entry((sender, dest.clone())).or_default() += 1;
             self.messages.insert(
                 (sender, n * 4 + k as u64),
                 Message {
@@ -384,8 +406,36 @@ impl Sim {
                 self.redis.drop_conn(node);
             }
         }
+        self.read_routes();
         self.read_outputs();
         self.check_names();
+    }
+
+    /// What Redis published since the last call: each message record's destinations with the
+    /// connections the route line names for them.
+    fn read_routes(&mut self) {
+        for (node, payload) in &self.redis.published[self.published_read..] {
+            let payload = String::from_utf8_lossy(payload);
+            let mut conns = Vec::new();
+            for line in payload.lines() {
+                if let Some(line) = line.strip_prefix("R,") {
+                    conns = line.split(':').rev().map(str::to_string).collect();
+                    continue;
+                }
+                let Some(rest) = line.strip_prefix("M,") else {
+                    continue;
+                };
+                let fields: Vec<&str> = rest.splitn(5, ',').collect();
+                let (dests, text) = (fields[3], fields[4]);
+                for dest in dests.split(':') {
+                    let conn = conns.pop().expect("a connection per destination");
+                    let conn = conn.parse().expect("a connection number");
+                    self.routed_to
+                        .insert((*node, conn, text.to_string(), dest.to_string()));
+                }
+            }
+        }
+        self.published_read = self.redis.published.len();
     }
 
     fn read_outputs(&mut self) {
@@ -431,14 +481,37 @@ impl Sim {
             "client {receiver} (node{}) got {line}",
             self.clients[receiver].node
         ));
-        if let Some(dest) = line
+        if let Some((kind, dest)) = line
             .strip_prefix("error: no such peer: ")
-            .or_else(|| line.strip_prefix("error: cluster unavailable: "))
+            .map(|dest| ("no such peer", dest))
+            .or_else(|| {
+                line.strip_prefix("error: cluster unavailable: ")
+                    .map(|dest| ("unavailable", dest))
+            })
         {
             *self
                 .notices
                 .entry((receiver, dest.to_string()))
                 .or_default() += 1;
+            // Of each kind, at most one per message sent (a line to a name whose login on the
+            // sender's own node was still claiming it may get both kinds, when the link
+            // breaks before the route's answer: its record came back first).
+            let told = self
+                .notices_by_kind
+                .entry((receiver, dest.to_string(), kind))
+                .or_default();
+            *told += 1;
+            let sent = self
+                .sent_to
+                .get(&(receiver, dest.to_string()))
+                .copied()
+                .unwrap_or(0);
+            assert!(
+                *told <= sent,
+                "client {receiver} (node{}) got {line:?} {told} time(s), and sent {sent} \
+                 message(s) to {dest}: a notice meant for another connection",
+                self.clients[receiver].node
+            );
             return;
         }
         if matches!(
@@ -478,6 +551,21 @@ impl Sim {
             .unwrap_or_else(|| {
                 panic!("client {receiver} ({own_name:?}) got {line:?}, not sent to its name")
             });
+        let (sender_node, receiver_node) = (self.clients[sender].node, self.clients[receiver].node);
+        if sender_node != receiver_node {
+            let routed = (
+                receiver_node,
+                self.clients[receiver].conn,
+                text.to_string(),
+                own_name.clone().unwrap_or_default(),
+            );
+            assert!(
+                self.routed_to.contains(&routed),
+                "client {receiver} (node{receiver_node}, connection {}) got {line:?}, routed \
+                 to another connection of that name",
+                self.clients[receiver].conn
+            );
+        }
         let message = self.messages.get_mut(&key).expect("found");
         message.delivered += 1;
         assert_eq!(message.delivered, 1, "c{sender}n{n} delivered twice");
@@ -604,13 +692,14 @@ impl Sim {
     /// Whether `client`, closed now, was owed every answer to its lines: it half-closed, and
     /// the server closed the connection as the peer asked (once they were written), not for
     /// another reason (a timeout, the cluster lost; a killed node closes nothing). The answers
-    /// are the lookups' (no holder, Redis unavailable): a bounce (`B,SENDER,DEST`: the holder's
-    /// node found the receiver gone) follows the sender's name, which it no longer has.
+    /// are the lookups' (no holder, Redis unavailable): a bounce (`B,CONN,SENDER,DEST`: the
+    /// holder's node found the receiver gone) comes when it pleases, maybe after the close.
     fn owed(&self, client: usize, dest: &str) -> bool {
+        let conn = self.clients[client].conn;
         let bounce = self.clients[client]
             .name
             .as_ref()
-            .map(|name| format!("B,{name},{dest}\n"));
+            .map(|name| format!("B,{conn},{name},{dest}\n"));
         let bounced = bounce.is_some_and(|bounce| {
             self.redis.published.iter().any(|(node, payload)| {
                 *node == self.clients[client].node

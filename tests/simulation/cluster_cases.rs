@@ -1,8 +1,9 @@
 //! Cluster cases played step by step on the fake Redis of `fake_redis.rs`, where the seeded
 //! schedules of `cluster.rs` would meet them too rarely: destinations that cannot be names
 //! (answered on the sender's node, never cut short on the way), a sender that half-closes
-//! right after its line (kept open for its notices), and peers that flood the link with
-//! lookups (held to their budget while the others chat on).
+//! right after its line (kept open for its notices), peers that flood the link with
+//! lookups (held to their budget while the others chat on), and notices and messages that
+//! follow connections, not names (rule 6.9).
 
 use std::time::{Duration, Instant};
 
@@ -295,4 +296,101 @@ fn a_login_while_the_node_starts_waits_for_its_first_attempt_at_redis() {
     node.redis_connect(false);
     node.turn();
     assert_eq!(node.take_output(id), "error: cluster unavailable\n");
+}
+
+/// Node `node`'s connection `id` closes at once (reset), and the node turns.
+fn reset(cluster: &mut Cluster, node: usize, id: u64) {
+    cluster.nodes[node].transport(id).reset = true;
+    cluster.turn();
+}
+
+#[test]
+fn a_bounce_for_a_departed_sender_never_reaches_the_next_holder_of_its_name() {
+    let mut cluster = Cluster::new(3, Config::default());
+    let alice = cluster.login(0, "alice");
+    let amy = cluster.login(0, "amy");
+    let bob = cluster.login(1, "bob");
+    let carol = cluster.login(2, "carol");
+    let (alice_conn, amy_conn) = (
+        cluster.nodes[0].connection_number(alice).unwrap(),
+        cluster.nodes[0].connection_number(amy).unwrap(),
+    );
+    // Bob's node hears nothing from Redis and tells it nothing: bob leaves there, and Redis
+    // still routes his name to it.
+    cluster.stuck[1] = true;
+    reset(&mut cluster, 1, bob);
+    cluster.nodes[0].send(alice, b"bob, carol: from alice\n");
+    cluster.nodes[0].send(amy, b"bob, carol: from amy\n");
+    cluster.turns(3);
+    assert_eq!(
+        cluster.nodes[2].take_output(carol),
+        "from alice: from alice\nfrom amy: from amy\n"
+    );
+    // The senders leave; their names are taken again, on their node and on another.
+    reset(&mut cluster, 0, alice);
+    reset(&mut cluster, 0, amy);
+    cluster.turns(3);
+    let eve = cluster.login(0, "alice");
+    let fay = cluster.login(2, "amy");
+    // Bob's node reads the messages now and bounces them to the senders' connections.
+    cluster.stuck[1] = false;
+    cluster.turns(10);
+    for (conn, name) in [(alice_conn, "alice"), (amy_conn, "amy")] {
+        let bounce = format!("B,{conn},{name},bob\n");
+        assert!(
+            cluster.redis.published.iter().any(|(node, payload)| {
+                *node == 0 && String::from_utf8_lossy(payload).contains(&bounce)
+            }),
+            "no bounce {bounce:?}"
+        );
+    }
+    assert_eq!(cluster.nodes[0].take_output(eve), "");
+    assert_eq!(cluster.nodes[2].take_output(fay), "");
+    // The new holders chat as any peer does.
+    cluster.nodes[2].send(carol, b"alice, amy: hi\n");
+    cluster.turns(3);
+    assert_eq!(cluster.nodes[0].take_output(eve), "from carol: hi\n");
+    assert_eq!(cluster.nodes[2].take_output(fay), "from carol: hi\n");
+}
+
+#[test]
+fn a_message_routed_to_an_earlier_connection_of_a_name_goes_to_nobody_and_is_bounced() {
+    let mut cluster = Cluster::new(2, Config::default());
+    let alice = cluster.login(0, "alice");
+    let bob = cluster.login(1, "bob");
+    let old_bob = cluster.nodes[1].connection_number(bob).unwrap();
+    // Bob leaves and comes back on the same node, under the same name.
+    reset(&mut cluster, 1, bob);
+    cluster.turns(3);
+    let bob = cluster.login(1, "bob");
+    let new_bob = cluster.nodes[1].connection_number(bob).unwrap();
+    assert_ne!(old_bob, new_bob);
+    let alice_conn = cluster.nodes[0].connection_number(alice).unwrap();
+    // A record routed to the earlier connection (Redis asked before bob left), arriving
+    // now: nobody gets it, and alice is told.
+    let record = format!("R,{old_bob}\nM,node0,{alice_conn},alice,bob,late\n");
+    cluster.redis.publish_to(1, record.as_bytes());
+    cluster.turns(5);
+    assert_eq!(cluster.nodes[1].take_output(bob), "");
+    assert_eq!(
+        cluster.nodes[0].take_output(alice),
+        "error: no such peer: bob\n"
+    );
+    // One routed to the new connection is delivered.
+    let record = format!("R,{new_bob}\nM,node0,{alice_conn},alice,bob,now\n");
+    cluster.redis.publish_to(1, record.as_bytes());
+    cluster.turns(5);
+    assert_eq!(cluster.nodes[1].take_output(bob), "from alice: now\n");
+    assert_eq!(cluster.nodes[0].take_output(alice), "");
+    // Records whose connections are no numbers are refused, with no panic and no delivery.
+    for bad in [
+        format!("R,{new_bob}x\nM,node0,{alice_conn},alice,bob,bad\n"),
+        format!("R,99999999999999999999\nM,node0,{alice_conn},alice,bob,bad\n"),
+        format!("M,node0,{alice_conn},alice,bob,bad\n"),
+        format!("R,{new_bob}\nM,node0,-1,alice,bob,bad\n"),
+    ] {
+        cluster.redis.publish_to(1, bad.as_bytes());
+        cluster.turns(3);
+        assert_eq!(cluster.nodes[1].take_output(bob), "", "{bad:?}");
+    }
 }

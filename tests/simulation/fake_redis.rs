@@ -266,6 +266,11 @@ impl FakeRedis {
         subscribers.len() as i64
     }
 
+    /// Publishes `payload` to node `node`'s channel, as another node's script would.
+    pub fn publish_to(&mut self, node: usize, payload: &[u8]) {
+        self.publish(&format!("{NODE_CHANNEL}node{node}"), payload);
+    }
+
     fn hold(&mut self, keys: &[String], argv: &[Vec<u8>]) -> OwnedFrame {
         let ttl = Duration::from_millis(arg_number(&argv[0]));
         let existed = self.exists(&keys[0]);
@@ -290,20 +295,24 @@ impl FakeRedis {
 
     fn claim(&mut self, keys: &[String], argv: &[Vec<u8>]) -> OwnedFrame {
         let node = String::from_utf8_lossy(&argv[0]).into_owned();
+        let conn = |i: usize| String::from_utf8_lossy(&argv[3 + i]).into_owned();
         if self.set_nx(MARKER, None) {
             let ttl = Duration::from_millis(arg_number(&argv[2]));
             self.set_nx(RECOVERING, Some(ttl));
         }
         let recovering = argv[1] == b"new" && self.exists(RECOVERING);
         let mut out = Vec::new();
-        for key in keys {
-            let holder = self.get(key).map(str::to_string);
+        for (i, key) in keys.iter().enumerate() {
+            let holder = self.get(key).map(|holder| holder_node(holder).to_string());
             let status = match holder {
-                Some(holder) if holder == node => 1,
+                Some(holder) if holder == node => {
+                    self.set(key, &format!("{node}/{}", conn(i)), None);
+                    1
+                }
                 Some(holder) if self.exists(&format!("{NODE_KEY}{holder}")) => 0,
                 _ if recovering => 2,
                 _ => {
-                    self.set(key, &node, None);
+                    self.set(key, &format!("{node}/{}", conn(i)), None);
                     1
                 }
             };
@@ -317,8 +326,9 @@ impl FakeRedis {
 
     fn release(&mut self, keys: &[String], argv: &[Vec<u8>]) -> OwnedFrame {
         let node = String::from_utf8_lossy(&argv[0]).into_owned();
-        for key in keys {
-            if self.get(key) == Some(node.as_str()) {
+        for (i, key) in keys.iter().enumerate() {
+            let value = format!("{node}/{}", String::from_utf8_lossy(&argv[1 + i]));
+            if self.get(key) == Some(value.as_str()) {
                 self.del(key);
             }
         }
@@ -326,23 +336,38 @@ impl FakeRedis {
     }
 
     fn route(&mut self, keys: &[String], argv: &[Vec<u8>]) -> OwnedFrame {
-        let holders: Vec<Option<String>> = keys
+        // Per destination, its holder's node and connection.
+        let held: Vec<Option<(String, String)>> = keys
             .iter()
-            .map(|key| self.get(key).map(str::to_string))
+            .map(|key| {
+                self.get(key).map(|value| match value.split_once('/') {
+                    Some((node, conn)) => (node.to_string(), conn.to_string()),
+                    None => (value.to_string(), String::new()),
+                })
+            })
+            .collect();
+        let holders: Vec<Option<String>> = held
+            .iter()
+            .map(|held| held.as_ref().map(|(node, _)| node.clone()))
             .collect();
         let live = |redis: &Self, holder: &str| redis.exists(&format!("{NODE_KEY}{holder}"));
-        let publish = |redis: &mut Self, holder: &str, payload: &[u8]| {
-            if redis.publish(&format!("{NODE_CHANNEL}{holder}"), payload) > 0 {
+        // The route line (the connections, in order), then the records.
+        let publish = |redis: &mut Self, holder: &str, conns: &[&str], payload: &[u8]| {
+            let mut routed = format!("R,{}\n", conns.join(":")).into_bytes();
+            routed.extend_from_slice(payload);
+            if redis.publish(&format!("{NODE_CHANNEL}{holder}"), &routed) > 0 {
                 1
             } else {
                 2
             }
         };
+        let conn_of = |i: usize| held[i].as_ref().map_or("", |(_, conn)| conn.as_str());
         if let Some(Some(first)) = holders.first()
             && holders.iter().all(|holder| holder.as_ref() == Some(first))
             && live(self, first)
         {
-            let status = publish(self, &first.clone(), &argv[0]);
+            let conns: Vec<&str> = (0..keys.len()).map(conn_of).collect();
+            let status = publish(self, &first.clone(), &conns, &argv[0]);
             return integers(vec![status]);
         }
         let numbers: Vec<usize> = String::from_utf8_lossy(&argv[1])
@@ -363,9 +388,9 @@ impl FakeRedis {
                 .enumerate()
                 .filter(|&(_, &b)| b == b',')
                 .map(|(i, _)| i)
-                .take(4)
+                .take(5)
                 .collect();
-            let (head, tail) = (&record[..=commas[2]], &record[commas[3]..]);
+            let (head, tail) = (&record[..=commas[3]], &record[commas[4]..]);
             let mut names: Vec<(String, Vec<usize>)> = Vec::new();
             for _ in 0..count {
                 if let Some(holder) = &holders[k] {
@@ -397,13 +422,19 @@ impl FakeRedis {
             }
         }
         for (holder, idx, payload) in batches {
-            let status = publish(self, &holder, &payload);
+            let conns: Vec<&str> = idx.iter().map(|&i| conn_of(i)).collect();
+            let status = publish(self, &holder, &conns, &payload);
             for i in idx {
                 out[i] = status;
             }
         }
         integers(out)
     }
+}
+
+/// The node of a name's holder, `NODE/CONN` (or `NODE` alone, from an earlier version).
+fn holder_node(value: &str) -> &str {
+    value.split_once('/').map_or(value, |(node, _)| node)
 }
 
 fn command_args(frame: OwnedFrame) -> Result<Vec<Vec<u8>>, String> {

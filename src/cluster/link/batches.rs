@@ -34,25 +34,25 @@ impl ClusterLink {
         true
     }
 
-    /// Claims `names` again, for peers logged in here (after a reconnect, or when Redis lost
-    /// this node's key); a name another node holds now comes back as
+    /// Claims `names` again, for the peers logged in here under them (after a reconnect, or
+    /// when Redis lost this node's key); a name another node holds now comes back as
     /// [`crate::cluster::Event::NameLost`].
-    pub(crate) fn reclaim(&mut self, names: &[Rc<str>]) {
+    pub(crate) fn reclaim(&mut self, names: &[(Who, Rc<str>)]) {
         if !self.state.is_connected() {
             return; // the next connection reclaims them all
         }
         for chunk in names.chunks(BATCH) {
-            self.encode_claims(chunk.iter().map(|name| &**name), b"again");
+            self.encode_claims(chunk, b"again");
             self.pending.push_back(Request::Reclaim {
                 names: chunk.to_vec(),
             });
         }
     }
 
-    /// Gives `name` back (its peer left). While disconnected, it is given back after the next
-    /// connect.
-    pub(crate) fn release(&mut self, name: Rc<str>) {
-        self.releases.push(name);
+    /// Gives `name` back: its peer `who` left (Redis deletes the name only if `who` holds it
+    /// there). While disconnected, it is given back after the next connect.
+    pub(crate) fn release(&mut self, who: Who, name: Rc<str>) {
+        self.releases.push((who, name));
     }
 
     /// Routes TEXT from `sender` (connection `who`) to `dest` on another node; `false` if Redis
@@ -65,8 +65,9 @@ impl ClusterLink {
         true
     }
 
-    /// Tells node `origin` that its peer `sender`'s message to `dest` found no peer here.
-    pub(crate) fn bounce(&mut self, origin: &str, sender: &str, dest: &str) {
+    /// Tells node `origin` that the message of its connection `sender` to `dest` did not find
+    /// here the connection it was routed to.
+    pub(crate) fn bounce(&mut self, origin: &str, sender: records::Sender<'_>, dest: &str) {
         if !self.state.is_connected() {
             return;
         }
@@ -94,7 +95,7 @@ impl ClusterLink {
             std::mem::take(&mut self.claims)
         };
         for chunk in claims.chunks(BATCH) {
-            self.encode_claims(chunk.iter().map(|(_, name)| &**name), b"new");
+            self.encode_claims(chunk, b"new");
             self.pending.push_back(Request::Claim {
                 names: chunk.to_vec(),
             });
@@ -123,35 +124,33 @@ impl ClusterLink {
         }
         let releases = std::mem::take(&mut self.releases);
         for chunk in releases.chunks(BATCH) {
-            self.encode_names(
-                scripts::RELEASE_INDEX,
-                chunk.iter().map(|name| &**name),
-                &[],
-            );
+            self.encode_names(scripts::RELEASE_INDEX, chunk, &[]);
             self.pending.push_back(Request::Release);
         }
     }
 
-    fn encode_claims<'a>(&mut self, names: impl Iterator<Item = &'a str>, mode: &[u8]) {
+    fn encode_claims(&mut self, names: &[(Who, Rc<str>)], mode: &[u8]) {
         let ttl = self.ttl.as_millis().max(1).to_string();
         self.encode_names(scripts::CLAIM_INDEX, names, &[mode, ttl.as_bytes()]);
     }
 
-    /// `EVALSHA` of script `index` with the keys of `names`, the node's ID, then `extra`.
-    fn encode_names<'a>(
-        &mut self,
-        index: usize,
-        names: impl Iterator<Item = &'a str>,
-        extra: &[&[u8]],
-    ) {
+    /// `EVALSHA` of script `index` with the keys of `names`, the node's ID, `extra`, then the
+    /// CONN of each name's connection.
+    fn encode_names(&mut self, index: usize, names: &[(Who, Rc<str>)], extra: &[&[u8]]) {
         let keys: Vec<String> = names
-            .map(|name| format!("{}{name}", scripts::NAME_KEY))
+            .iter()
+            .map(|(_, name)| format!("{}{name}", scripts::NAME_KEY))
+            .collect();
+        let conns: Vec<String> = names
+            .iter()
+            .map(|(who, _)| who.generation.to_string())
             .collect();
         let count = keys.len().to_string();
         let mut args: Vec<&[u8]> = vec![b"EVALSHA", self.shas[index].as_bytes(), count.as_bytes()];
         args.extend(keys.iter().map(|key| key.as_bytes()));
         args.push(self.node.as_bytes());
         args.extend_from_slice(extra);
+        args.extend(conns.iter().map(|conn| conn.as_bytes()));
         resp::encode_command(&mut self.out, &args);
     }
 

@@ -138,11 +138,12 @@ impl ClusterLink {
     }
 
     /// The reclaims answered: a name another node holds now is [`Event::NameLost`].
-    fn on_reclaimed(&mut self, names: &[Rc<str>], outcomes: &[i64]) {
-        for (name, &outcome) in names.iter().zip(outcomes) {
+    fn on_reclaimed(&mut self, names: &[(Who, Rc<str>)], outcomes: &[i64]) {
+        for ((who, name), &outcome) in names.iter().zip(outcomes) {
             if outcome == 0 {
                 self.events.push(Event::NameLost {
-                    name: name.to_string(),
+                    who: *who,
+                    name: name.clone(),
                 });
             }
         }

@@ -28,7 +28,7 @@ pub(super) enum Request {
     },
     /// Claims of the names of peers already logged in, after a reconnect.
     Reclaim {
-        names: Vec<Rc<str>>,
+        names: Vec<(Who, Rc<str>)>,
     },
     Release,
     Route(RouteBatch),

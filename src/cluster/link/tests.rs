@@ -4,6 +4,7 @@ use super::batches::BATCH;
 use super::state::MIN_BACKOFF;
 use super::*;
 use crate::cluster::events::Undelivered;
+use crate::cluster::records;
 use redis_protocol::resp3::decode::complete::decode;
 use redis_protocol::resp3::types::OwnedFrame;
 
@@ -73,7 +74,7 @@ fn a_turns_work_is_one_write_in_bounded_batches() {
     let mut link = joined(now);
     for i in 0..3 {
         assert!(link.claim(who(i), format!("new{i}").into()));
-        link.release(format!("old{i}").into());
+        link.release(who(i), format!("old{i}").into());
     }
     // 1,200 destinations of one sender's text: records of 64 destinations, cut into
     // batches of about BATCH destinations.
@@ -233,15 +234,19 @@ fn a_renewal_that_finds_the_key_gone_claims_the_names_again() {
     link.on_input(b"*2\r\n:0\r\n:-2\r\n", now)
         .expect("hold reply");
     assert_eq!(link.take_events(), vec![Event::Reclaim]);
-    link.reclaim(&["alice".into()]);
+    link.reclaim(&[(who(1), "alice".into())]);
     link.flush();
     let sent = commands(&mut link);
     assert_eq!(sent[0][1], script_shas()[1]);
-    assert_eq!(sent[0][3..], ["a-chat:name:alice", "n1", "again", "3000"]);
+    assert_eq!(
+        sent[0][3..],
+        ["a-chat:name:alice", "n1", "again", "3000", "1"]
+    );
     link.on_input(b"*1\r\n:0\r\n", now).expect("reclaim reply");
     assert_eq!(
         link.take_events(),
         vec![Event::NameLost {
+            who: who(1),
             name: "alice".into()
         }]
     );
@@ -535,4 +540,52 @@ fn a_claim_made_while_starting_waits_for_the_first_attempt() {
         }]
     );
     assert!(!link.claim(who(2), "bob".into()));
+}
+
+#[test]
+fn claims_releases_routes_and_bounces_name_their_connections() {
+    let now = Instant::now();
+    let mut link = joined(now);
+    let (alice, bob) = (
+        Who {
+            key: 3,
+            generation: 41,
+        },
+        Who {
+            key: 3,
+            generation: u64::MAX,
+        },
+    );
+    link.release(alice, "alice".into());
+    assert!(link.claim(bob, "alice".into()));
+    assert!(link.route(bob, "alice", "carol", "hi"));
+    link.bounce(
+        "n2",
+        records::Sender {
+            conn: 7,
+            name: "erin",
+        },
+        "dave",
+    );
+    link.flush();
+    let sent = commands(&mut link);
+    let [_, claim, release, route] = script_shas();
+    // Redis deletes the name only if connection 41 holds it, and gives it to the new one.
+    assert_eq!(sent[0][1], release);
+    assert_eq!(sent[0][2..], ["1", "a-chat:name:alice", "n1", "41"]);
+    assert_eq!(sent[1][1], claim);
+    assert_eq!(
+        sent[1][2..],
+        [
+            "1",
+            "a-chat:name:alice",
+            "n1",
+            "new",
+            "3000",
+            "18446744073709551615"
+        ]
+    );
+    assert_eq!(sent[2][1], route);
+    assert_eq!(sent[2][4], "M,n1,18446744073709551615,alice,carol,hi\n");
+    assert_eq!(sent[3], ["PUBLISH", "a-chat:to:n2", "B,7,erin,dave\n"]);
 }
