@@ -15,7 +15,7 @@ use super::WAIT;
 
 /// `redis-server`, found on the PATH or installed (`apt-get install -y redis-server`) once per
 /// test process; a test that cannot have it fails and says how to install it.
-fn redis_server_binary() -> &'static PathBuf {
+pub fn redis_server_binary() -> &'static PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
         let find = || {
@@ -65,7 +65,7 @@ fn redis_server_binary() -> &'static PathBuf {
 
 /// A free loopback port (taken again at once by the caller; a race with another process is
 /// possible but rare).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
