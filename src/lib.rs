@@ -84,9 +84,11 @@
 //!     by name.
 //!   - `tls` (feature `tls`): TLS sessions with rustls as a [`core::Transport`], and PEM
 //!     loading.
-//!   - cluster mode (feature `cluster`, `src/cluster/`): its one public item is
-//!     `ClusterConfig` (the Redis address, the names' TTL, [`Server::with_cluster`]'s
-//!     argument); its counters are [`ClusterStats`].
+//!   - cluster mode (feature `cluster`, `src/cluster/`): its public items are
+//!     `ClusterConfig` ([`Server::with_cluster`]'s argument: where Redis is, a `RedisTarget` of
+//!     `RedisAddr`s; the user and its `RedisPassword`, or `PASSWORD_ENV`; TLS; the names'
+//!     TTL), parsed from the URL forms of contract section 9; its counters are
+//!     [`ClusterStats`].
 //! - **[`core`] is for writers of another driver**: [`core::Chat`] (`src/chat/`), the IO-free
 //!   core (every connection's state machine, the directory of names, routing, timers and the
 //!   shutdown sequence, driven through the [`core::Transport`] trait; its docs give the
@@ -118,7 +120,7 @@ pub mod tls;
 
 pub use crate::core::parse::LineError;
 #[cfg(feature = "cluster")]
-pub use cluster::ClusterConfig;
+pub use cluster::{ClusterConfig, PASSWORD_ENV, RedisAddr, RedisPassword, RedisTarget};
 pub use config::Config;
 #[cfg(feature = "tls")]
 pub use net::HANDSHAKE_STEPS_PER_TURN;

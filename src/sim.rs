@@ -362,7 +362,7 @@ impl MemoryServer {
         if result.is_err() {
             self.chat.on_cluster_disconnected(self.now);
         }
-        result
+        result.map_err(|e| e.to_string())
     }
 
     /// Bytes from Redis the node holds undecoded (its buffer's capacity): at most the largest

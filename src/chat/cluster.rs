@@ -59,7 +59,7 @@ use super::peer::{CloseReason, Phase};
 #[cfg(feature = "cluster")]
 use crate::cluster::records::{self, Record};
 #[cfg(feature = "cluster")]
-use crate::cluster::{ClusterLink, Event, Undelivered, Who};
+use crate::cluster::{ClusterLink, Event, LinkError, Undelivered, Who};
 #[cfg(feature = "cluster")]
 use crate::parse::LineError;
 
@@ -151,14 +151,14 @@ impl<T: Transport> Chat<T> {
     }
 
     /// Bytes from Redis; an error means the driver must drop the connection.
-    pub(crate) fn on_cluster_input(&mut self, bytes: &[u8], now: Instant) -> Result<(), String> {
+    pub(crate) fn on_cluster_input(&mut self, bytes: &[u8], now: Instant) -> Result<(), LinkError> {
         let Some(link) = &mut self.cluster else {
             return Ok(());
         };
         link.check_lapse(now);
         let result = link.on_input(bytes, now);
         self.apply_cluster_events(now);
-        result.map_err(|e| e.to_string())
+        result
     }
 
     /// The connection to Redis broke (or could not be made).

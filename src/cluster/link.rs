@@ -27,6 +27,7 @@ use super::events::{Claimed, Event, Who};
 use super::resp::{self, Scanner};
 use super::route_batch::RouteBatch;
 use super::scripts;
+use crate::cluster::RedisPassword;
 use crate::stats::ClusterStats;
 
 /// Bytes waiting for Redis past which the core stops reading the peers that have lookups in
@@ -85,6 +86,8 @@ pub(crate) struct ClusterLink {
     /// Route batches sent and not answered yet: at the bound of `batches.rs`, new records wait
     /// and go together when one is answered (batches then grow with the load).
     routes_in_flight: usize,
+    /// The user and password the handshake's `HELLO 3 AUTH` sends, if Redis wants them.
+    credentials: Option<(String, RedisPassword)>,
     /// The scripts' SHA1s, in the order of [`scripts::ALL`].
     shas: [&'static str; 4],
     events: Vec<Event>,
@@ -113,6 +116,7 @@ impl ClusterLink {
             routes: RouteBatch::default(),
             bounces: Vec::new(),
             routes_in_flight: 0,
+            credentials: None,
             shas: script_shas(),
             events: Vec::new(),
             stats: ClusterStats {
@@ -137,6 +141,27 @@ impl ClusterLink {
     /// A failover was followed (the driver moved to a new master): counted.
     pub(crate) fn on_failover(&mut self) {
         self.stats.failovers += 1;
+    }
+
+    /// The link authenticates as `user` with `password` (`HELLO 3 AUTH`) on every connection.
+    pub(crate) fn with_credentials(mut self, user: String, password: RedisPassword) -> Self {
+        self.credentials = Some((user, password));
+        self
+    }
+
+    /// The user the link authenticates as, if any.
+    pub(super) fn user(&self) -> Option<&str> {
+        self.credentials.as_ref().map(|(user, _)| user.as_str())
+    }
+
+    /// `text` from Redis with the password, should Redis have echoed it, as `***`.
+    pub(super) fn scrubbed(&self, text: &str) -> String {
+        match &self.credentials {
+            Some((_, password)) if !password.expose().is_empty() => {
+                text.replace(password.expose(), "***")
+            }
+            _ => text.to_string(),
+        }
     }
 
     /// This node's ID.
@@ -232,7 +257,21 @@ impl ClusterLink {
         self.input.clear();
         self.scanner.reset();
         self.waiting_since = Some(now);
-        resp::encode_command(&mut self.out, &[b"HELLO", b"3"]);
+        // Authenticated before anything else: nothing else is sent before HELLO's answer
+        // would matter, as Redis answers in order and refuses the rest unauthenticated.
+        match &self.credentials {
+            Some((user, password)) => resp::encode_command(
+                &mut self.out,
+                &[
+                    b"HELLO",
+                    b"3",
+                    b"AUTH",
+                    user.as_bytes(),
+                    password.expose().as_bytes(),
+                ],
+            ),
+            None => resp::encode_command(&mut self.out, &[b"HELLO", b"3"]),
+        }
         self.pending.push_back(Request::Hello);
         if self.check_role {
             resp::encode_command(&mut self.out, &[b"ROLE"]);

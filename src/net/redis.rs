@@ -7,7 +7,7 @@ use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use log::{debug, warn};
+use log::{debug, error, warn};
 use mio::event::Event;
 use mio::net::TcpStream;
 use mio::{Interest, Registry};
@@ -15,6 +15,7 @@ use mio::{Interest, Registry};
 use super::connection::Connection;
 use super::layout::{Layout, Source};
 use crate::chat::Chat;
+use crate::cluster::{ClusterConfig, LinkError, RedisTarget};
 use crate::io_errors::{interrupted, would_block};
 
 /// Bytes read from Redis per turn before the chat's connections get theirs.
@@ -37,15 +38,23 @@ pub(super) struct RedisSocket {
 }
 
 impl RedisSocket {
-    pub(super) fn new(addr: SocketAddr) -> Self {
-        RedisSocket {
+    /// The socket for the Redis `config` names; an error says why this build cannot reach it.
+    pub(super) fn new(config: &ClusterConfig) -> Result<Self, String> {
+        let addr = match &config.target {
+            RedisTarget::Server(server) => server.addr,
+            _ => return Err(format!("{config}: Redis Sentinel is not supported yet")),
+        };
+        if config.tls {
+            return Err(format!("{config}: TLS to Redis is not supported yet"));
+        }
+        Ok(RedisSocket {
             addr,
             stream: None,
             connecting: false,
             writable: false,
             unread: false,
             scratch: vec![0; 64 * 1024],
-        }
+        })
     }
 
     /// Whether input is waiting that no new readiness edge will announce.
@@ -190,9 +199,17 @@ impl RedisSocket {
                 }
                 Ok(n) => {
                     total += n;
-                    if let Err(e) = chat.on_cluster_input(&self.scratch[..n], now) {
-                        warn!("cluster: dropping the connection to Redis: {e}");
-                        return self.drop_connection(registry, chat, now);
+                    match chat.on_cluster_input(&self.scratch[..n], now) {
+                        Ok(()) => {}
+                        Err(e @ LinkError::Refused { .. }) => {
+                            // Once per attempt: the back-off paces them.
+                            error!("cluster: {e}: trying again after the back-off");
+                            return self.drop_connection(registry, chat, now);
+                        }
+                        Err(e) => {
+                            warn!("cluster: dropping the connection to Redis: {e}");
+                            return self.drop_connection(registry, chat, now);
+                        }
                     }
                 }
                 Err(e) if would_block(&e) => return,

@@ -8,7 +8,10 @@
 mod config;
 mod errors;
 
-pub use config::{client_config, crypto_provider, server_config, server_config_from_pem};
+pub use config::{
+    client_config, client_config_from_pem, client_config_with_cert, crypto_provider,
+    roots_from_pem, server_config, server_config_from_pem,
+};
 pub use errors::{Side, TlsError};
 
 use std::io::{self, IoSlice, Read, Write};

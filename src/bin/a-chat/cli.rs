@@ -83,14 +83,27 @@ pub struct ServerArgs {
     /// Seconds a graceful shutdown waits for slow peers.
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
     pub shutdown_timeout: Duration,
-    /// Join a cluster through the Redis server at URL (redis://HOST:PORT): peers on every node
-    /// chat with each other, and names are unique across the nodes.
-    #[arg(long, value_name = "URL", value_parser = parse_cluster_url)]
-    pub cluster: Option<a_chat::ClusterConfig>,
+    /// Join a cluster through the Redis at URL: peers on every node chat with each other, and
+    /// names are unique across the nodes. URL is redis://[USER[:PASSWORD]@]HOST[:PORT], or
+    /// rediss://... for TLS (a user without a password: the password is in the environment
+    /// variable A_CHAT_REDIS_PASSWORD, which keeps it out of `ps`).
+    #[arg(long, value_name = "URL")]
+    pub cluster: Option<String>,
     /// With --cluster: seconds a node's names outlive it, and that a node cut off from Redis
     /// keeps its peers.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs, requires = "cluster")]
     pub cluster_ttl: Duration,
+    /// With a rediss:// --cluster: trust the certificates of this PEM file (a private CA) for
+    /// Redis's certificate instead of the system's roots.
+    #[arg(long, value_name = "FILE", requires = "cluster")]
+    pub cluster_ca: Option<PathBuf>,
+    /// With a rediss:// --cluster: present this certificate chain (PEM) to Redis, for a Redis
+    /// with `tls-auth-clients yes`; needs --cluster-key.
+    #[arg(long, value_name = "FILE", requires_all = ["cluster", "cluster_key"])]
+    pub cluster_cert: Option<PathBuf>,
+    /// With --cluster-cert: its private key (PEM).
+    #[arg(long, value_name = "FILE", requires_all = ["cluster", "cluster_cert"])]
+    pub cluster_key: Option<PathBuf>,
     /// Serve the counters at http://ADDR/metrics (Prometheus text format), from the same loop.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
@@ -124,10 +137,6 @@ fn prefixed(error: &clap::Error) -> String {
     let text = error.render().to_string();
     let rest = text.strip_prefix("error: ").unwrap_or(&text);
     format!("a-chat: error: {rest}")
-}
-
-fn parse_cluster_url(url: &str) -> Result<a_chat::ClusterConfig, String> {
-    a_chat::ClusterConfig::from_url(url)
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 mod bench;
 mod cli;
 mod client;
+mod cluster;
 mod common;
 mod logger;
 mod serve;

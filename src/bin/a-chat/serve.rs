@@ -12,6 +12,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
 use crate::cli::ServerArgs;
+use crate::cluster;
 use a_chat::io_errors::interrupted;
 
 const SIGNALS: Token = Token(0);
@@ -53,21 +54,13 @@ pub fn run(args: ServerArgs) -> io::Result<ExitCode> {
     if let Some(addr) = args.metrics {
         server = server.with_metrics(bind_listener(addr)?)?;
     }
-    if let Some(cluster) = args.cluster.clone() {
-        let ttl = args.cluster_ttl;
-        if ttl.is_zero() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "--cluster-ttl must be above 0",
-            ));
-        }
-        server = server.with_cluster(a_chat::ClusterConfig { ttl, ..cluster })?;
+    if let Some(cluster) = cluster::config(&args)? {
+        let shown = cluster.to_string();
+        let ttl = cluster.ttl;
+        server = server.with_cluster(cluster)?;
         info!(
-            "cluster: node {} joins through redis://{} (ttl {ttl:?})",
+            "cluster: node {} joins through {shown} (ttl {ttl:?})",
             server.cluster_node().unwrap_or("?"),
-            args.cluster
-                .as_ref()
-                .map_or(String::new(), |c| c.redis.to_string())
         );
     }
     let mut stdout = io::stdout().lock();

@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::Args;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, RootCertStore};
 
 /// How a client (or the load generator) speaks TLS.
@@ -25,37 +24,24 @@ pub struct TlsClientArgs {
 /// A client configuration trusting the certificates of `ca` (a PEM file), or the system's roots
 /// when there is none.
 pub fn client_config(ca: Option<&Path>) -> io::Result<Arc<ClientConfig>> {
-    let mut roots = RootCertStore::empty();
-    match ca {
-        Some(path) => {
-            let bad = |what: String| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("{}: {what}", path.display()),
-                )
-            };
-            let certs = CertificateDer::pem_file_iter(path)
-                .map_err(|e| bad(e.to_string()))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| bad(format!("not PEM certificates: {e}")))?;
-            if certs.is_empty() {
-                return Err(bad("no certificate in it".into()));
-            }
-            for cert in certs {
-                roots.add(cert).map_err(|e| bad(e.to_string()))?;
-            }
-        }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            if found.certs.is_empty() {
-                return Err(io::Error::other(
-                    "no trusted roots on this system: give the server's certificate with --ca",
-                ));
-            }
-            roots.add_parsable_certificates(found.certs);
-        }
-    }
+    let roots = match ca {
+        Some(path) => a_chat::tls::roots_from_pem(path)?,
+        None => native_roots("give the server's certificate with --ca")?,
+    };
     a_chat::tls::client_config(roots).map_err(io::Error::other)
+}
+
+/// The system's trust roots; `hint` says what to do when it has none.
+pub fn native_roots(hint: &str) -> io::Result<RootCertStore> {
+    let found = rustls_native_certs::load_native_certs();
+    if found.certs.is_empty() {
+        return Err(io::Error::other(format!(
+            "no trusted roots on this system: {hint}"
+        )));
+    }
+    let mut roots = RootCertStore::empty();
+    roots.add_parsable_certificates(found.certs);
+    Ok(roots)
 }
 
 /// The name to check the certificate against: the host part of `addr` (`HOST:PORT`,

@@ -15,8 +15,11 @@ pub(crate) enum LinkError {
     Unawaited(Shape),
     /// A reply of the wrong shape for the request it answers (described by `request`).
     Unexpected { request: String, reply: Shape },
-    /// Redis wants a password before HELLO.
+    /// Redis wants a password before HELLO, and the node has none.
     NoAuth,
+    /// Redis refused the handshake's user and password (or the user may not run `HELLO`):
+    /// its `error`, which never holds the password.
+    Refused { user: String, error: String },
     /// Redis refused the handshake's `request` with `error`: it is older than 6.
     TooOld { request: String, error: String },
     /// `ROLE` did not say `master` (what it said, or the error it was refused with): the
@@ -47,8 +50,12 @@ impl fmt::Display for LinkError {
             }
             LinkError::NoAuth => write!(
                 f,
-                "Redis requires a password (NOAUTH); password support is not configured"
+                "Redis requires a password (NOAUTH): give it in the cluster URL or in {}",
+                crate::cluster::PASSWORD_ENV
             ),
+            LinkError::Refused { user, error } => {
+                write!(f, "redis refused the password for user {user} ({error})")
+            }
             LinkError::TooOld { request, error } => write!(
                 f,
                 "Redis refused {request} ({error}): Redis 6 or later is needed"

@@ -106,8 +106,10 @@ impl ClusterLink {
     }
 
     /// Redis answered `request` with `error`: the handshake's refusal breaks the link (Redis
-    /// too old, or wanting a password); any other request's waiters hear "unavailable".
+    /// too old, wanting a password, or refusing ours); any other request's waiters hear "unavailable".
     fn on_error_reply(&mut self, request: Request, error: &str) -> Result<(), LinkError> {
+        // Redis may echo a command's arguments in its error (an old one refusing HELLO does).
+        let error = &self.scrubbed(error);
         if matches!(request, Request::Role) {
             return Err(LinkError::NotMaster(format!(
                 "refused, {}",
@@ -117,6 +119,12 @@ impl ClusterLink {
         if matches!(request, Request::Hello | Request::Load(_)) {
             if error.starts_with("NOAUTH") {
                 return Err(LinkError::NoAuth);
+            }
+            if error.starts_with("WRONGPASS") || error.starts_with("NOPERM") {
+                return Err(LinkError::Refused {
+                    user: self.user().unwrap_or("default").to_string(),
+                    error: error.to_string(),
+                });
             }
             return Err(LinkError::TooOld {
                 request: request.to_string(),

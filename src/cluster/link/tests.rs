@@ -351,7 +351,7 @@ fn a_password_wanted_is_said_in_a_sentence() {
         .to_string();
     assert_eq!(
         error,
-        "Redis requires a password (NOAUTH); password support is not configured"
+        "Redis requires a password (NOAUTH): give it in the cluster URL or in A_CHAT_REDIS_PASSWORD"
     );
     let mut link = ClusterLink::new("n1".into(), TTL, now);
     link.on_connecting(now);
@@ -361,6 +361,51 @@ fn a_password_wanted_is_said_in_a_sentence() {
         .unwrap_err()
         .to_string();
     assert!(error.contains("Redis 6 or later is needed"), "{error}");
+}
+
+#[test]
+fn the_handshake_authenticates_first_and_a_refusal_never_shows_the_password() {
+    let now = Instant::now();
+    let mut link = ClusterLink::new("n1".into(), TTL, now)
+        .with_credentials("node".into(), RedisPassword::from("hunter2"));
+    link.on_connecting(now);
+    link.on_connected(now, std::iter::empty());
+    let sent = commands(&mut link);
+    assert_eq!(sent[0], ["HELLO", "3", "AUTH", "node", "hunter2"]);
+    assert!(
+        sent[1..]
+            .iter()
+            .all(|c| !c.contains(&"hunter2".to_string()))
+    );
+    let error = link
+        .on_input(
+            b"-WRONGPASS invalid username-password pair or user is disabled.\r\n",
+            now,
+        )
+        .unwrap_err();
+    assert!(matches!(error, LinkError::Refused { .. }));
+    assert_eq!(
+        error.to_string(),
+        "redis refused the password for user node \
+         (WRONGPASS invalid username-password pair or user is disabled.)"
+    );
+    // A Redis that echoes the arguments it refuses (one older than 6) has them scrubbed.
+    let mut link = ClusterLink::new("n1".into(), TTL, now)
+        .with_credentials("node".into(), RedisPassword::from("hunter2"));
+    link.on_connecting(now);
+    link.on_connected(now, std::iter::empty());
+    let error = link
+        .on_input(
+            b"-ERR unknown command `HELLO`, with args beginning with: `3`, `AUTH`, `node`, `hunter2`, \r\n",
+            now,
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        !error.contains("hunter2") && error.contains("***"),
+        "{error}"
+    );
+    assert!(!format!("{link:?}").contains("hunter2"));
 }
 
 #[test]

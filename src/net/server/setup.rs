@@ -126,14 +126,24 @@ impl Server {
     /// made at the first turn, and made again by itself after a failure, with a back-off; until
     /// the node has joined, logins are refused with `error: cluster unavailable`. Call before
     /// [`Server::register`].
+    ///
+    /// Fails (`InvalidInput`, in a sentence) on a configuration that cannot work: a user
+    /// without a password, TLS without [`crate::ClusterConfig::tls_config`], a target this build
+    /// cannot reach.
     #[cfg(feature = "cluster")]
     pub fn with_cluster(mut self, config: crate::cluster::ClusterConfig) -> io::Result<Server> {
+        let invalid = |what: String| io::Error::new(io::ErrorKind::InvalidInput, what);
+        config.check_credentials().map_err(invalid)?;
+        let socket = RedisSocket::new(&config).map_err(invalid)?;
         self.layout.redis = true;
         self.layout.check_share(self.chat.config().max_conns)?;
         let node = crate::net::redis::node_id(self.addrs.first().or(self.tls_addrs.first()));
-        let link = crate::cluster::ClusterLink::new(node, config.ttl, Instant::now());
+        let mut link = crate::cluster::ClusterLink::new(node, config.ttl, Instant::now());
+        if let Some(password) = config.password.clone() {
+            link = link.with_credentials(config.user_or_default().to_string(), password);
+        }
         self.chat.join_cluster(link);
-        self.redis = Some(RedisSocket::new(config.redis));
+        self.redis = Some(socket);
         Ok(self)
     }
 
