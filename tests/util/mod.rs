@@ -416,6 +416,34 @@ impl Client {
         }
     }
 
+    /// The next line if one comes within `timeout`; `None` if none does, or at end of stream
+    /// (plain TCP only: a TLS record cut by the timeout would be lost).
+    pub fn line_within(&mut self, timeout: Duration) -> Option<String> {
+        self.stream.set_read_timeout(Some(timeout)).unwrap();
+        let line = loop {
+            if let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
+                let mut line: Vec<u8> = self.pending.drain(..=end).collect();
+                line.pop();
+                break Some(String::from_utf8(line).expect("server sent UTF-8"));
+            }
+            match self.read_more() {
+                Ok(0) => break None,
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    break None;
+                }
+                Err(e) => panic!("read: {e}"),
+            }
+        };
+        self.stream.set_read_timeout(Some(WAIT)).unwrap();
+        line
+    }
+
     /// Reads the next line and checks it.
     pub fn expect(&mut self, expected: &str) {
         assert_eq!(self.line(), expected);
