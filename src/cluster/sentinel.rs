@@ -302,7 +302,7 @@ impl Sentinels {
                 Ok((frame, len)) => {
                     let base = at;
                     at += len;
-                    if let Err(e) = self.on_frame(frame, base, now) {
+                    if let Err(e) = self.on_frame(frame, base) {
                         break Err(e);
                     }
                 }
@@ -319,7 +319,7 @@ impl Sentinels {
         result
     }
 
-    fn on_frame(&mut self, frame: Frame, base: usize, now: Instant) -> Result<(), SentinelError> {
+    fn on_frame(&mut self, frame: Frame, base: usize) -> Result<(), SentinelError> {
         let text =
             |range: &std::ops::Range<usize>| &self.input[base + range.start..base + range.end];
         let reply = match frame {
@@ -359,7 +359,7 @@ impl Sentinels {
                         request: "SENTINEL get-master-addr-by-name",
                     },
                 )?;
-                self.answered(now);
+                self.answered();
                 self.news.push(News::Master(addr));
                 Ok(())
             }
@@ -374,7 +374,7 @@ impl Sentinels {
     }
 
     /// A sentinel answered: the round and the back-off start over.
-    fn answered(&mut self, _now: Instant) {
+    fn answered(&mut self) {
         self.asking = false;
         self.failed_in_round = 0;
         self.backoff = MIN_BACKOFF;

@@ -56,8 +56,19 @@ impl SentinelSetup {
             SETUPS.fetch_add(1, Ordering::SeqCst)
         ));
         std::fs::create_dir_all(&dir).expect("a directory for the sentinels' config files");
-        // A replica syncs at once (the master does not wait 5 s for more replicas to come).
-        let quick = ["--repl-diskless-sync-delay", "0"];
+        // A replica syncs at once (the master does not wait 5 s for more replicas to come),
+        // and loads what it is sent without writing it to disk (a dump.rdb in the working
+        // directory would be loaded by every later redis-server of the tests); any file goes
+        // to the test's directory all the same.
+        let dir_arg = dir.display().to_string();
+        let quick = [
+            "--repl-diskless-sync-delay",
+            "0",
+            "--repl-diskless-load",
+            "swapdb",
+            "--dir",
+            &dir_arg,
+        ];
         let master = RedisServer::start_with(&quick);
         let port = master.addr.port().to_string();
         let replica =

@@ -536,3 +536,43 @@ fn a_claim_made_while_starting_waits_for_the_first_attempt() {
     );
     assert!(!link.claim(who(2), "bob".into()));
 }
+
+#[test]
+fn with_sentinels_each_connection_checks_that_redis_is_the_master() {
+    let now = Instant::now();
+    let hello = b"%1\r\n+proto\r\n:3\r\n";
+    for (role, joins) in [
+        (&b"*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n"[..], true),
+        (
+            &b"*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:7000\r\n$9\r\nconnected\r\n:1\r\n"[..],
+            false,
+        ),
+        (
+            &b"-NOPERM this user has no permissions to run the 'role' command\r\n"[..],
+            false,
+        ),
+    ] {
+        let mut link = ClusterLink::new("n1".into(), TTL, now);
+        link.check_role();
+        link.on_connecting(now);
+        link.on_connected(now, std::iter::empty());
+        link.flush();
+        let sent = commands(&mut link);
+        assert_eq!(sent[1], vec!["ROLE"], "{sent:?}");
+        let mut replies = hello.to_vec();
+        replies.extend_from_slice(role);
+        replies.extend_from_slice(&handshake_replies()[hello.len()..]);
+        match link.on_input(&replies, now) {
+            Ok(()) => assert!(joins && link.is_available()),
+            Err(error) => {
+                assert!(!joins, "{error}");
+                assert!(
+                    error.to_string().starts_with(
+                        "Redis at the address the sentinels gave is not the master (ROLE: "
+                    ),
+                    "{error}"
+                );
+            }
+        }
+    }
+}
