@@ -26,12 +26,10 @@ run() { # LABEL K MESSAGES BENCH-ARGS...
 }
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --loglevel warning > /dev/null &
-redis=$!; pids+=($redis)
-for _ in $(seq 100); do redis-cli -p "$port" ping > /dev/null 2>&1 && break; sleep 0.05; done
+read -r redis < <(start_redis "$port"); pids+=($redis)
 read -r solo solo_addr < <(start_node "$tmp/solo"); pids+=($solo)
-read -r n1 a1 < <(start_node "$tmp/n1" --cluster "redis://127.0.0.1:$port"); pids+=($n1)
-read -r n2 a2 < <(start_node "$tmp/n2" --cluster "redis://127.0.0.1:$port"); pids+=($n2)
+read -r n1 a1 < <(start_node "$tmp/n1" --cluster "$(redis_url "$port")"); pids+=($n1)
+read -r n2 a2 < <(start_node "$tmp/n2" --cluster "$(redis_url "$port")"); pids+=($n2)
 latency() { # LABEL BENCH-ARGS...
     local label=$1; shift
     local json

@@ -25,11 +25,9 @@ latency() { # LABEL
 }
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --loglevel warning > /dev/null &
-pids+=($!)
-for _ in $(seq 100); do redis-cli -p "$port" ping > /dev/null 2>&1 && break; sleep 0.05; done
-read -r n1 a < <(start_node "$tmp/a" --cluster "redis://127.0.0.1:$port"); pids+=($n1)
-read -r n2 b < <(start_node "$tmp/b" --cluster "redis://127.0.0.1:$port"); pids+=($n2)
+read -r redis < <(start_redis "$port"); pids+=($redis)
+read -r n1 a < <(start_node "$tmp/a" --cluster "$(redis_url "$port")"); pids+=($n1)
+read -r n2 b < <(start_node "$tmp/b" --cluster "$(redis_url "$port")"); pids+=($n2)
 sleep 0.5
 
 latency quiet

@@ -20,24 +20,20 @@ range=net.ipv4.ip_local_port_range
 if [ "$(sysctl -n $range | awk '{print $2 - $1}')" -lt 60000 ]; then
     sysctl -qw "$range=1024 65535" 2> /dev/null || echo "note: cannot widen $range; connects may be slow" >&2
 fi
-tmp=$(mktemp -d)
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/nodes.sh"
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --loglevel warning > /dev/null &
-pids+=($!)
-for _ in $(seq 100); do redis-cli -p "$port" ping > /dev/null 2>&1 && break; sleep 0.05; done
+read -r redis < <(start_redis "$port"); pids+=($redis)
 addrs=(); nodes=()
 for i in 0 1 2 3; do
-    $bin server --listen 127.0.0.1:0 -q --cluster "redis://127.0.0.1:$port" > "$tmp/node$i" &
+    $bin server --listen 127.0.0.1:0 -q --cluster "$(redis_url "$port")" > "$tmp/node$i" &
     nodes+=($!); pids+=($!)
 done
 for i in 0 1 2 3; do
     for _ in $(seq 200); do grep -q "listening on" "$tmp/node$i" && break; sleep 0.05; done
     addrs+=("$(awk '/listening on/ {print $3; exit}' "$tmp/node$i")")
 done
-used() { redis-cli -p "$port" info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r'; }
+used() { redis_cli -p "$port" info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r'; }
 sleep 0.5
 before=$(used)
 start=$(date +%s.%N)
@@ -47,8 +43,8 @@ for i in 0 1 2 3; do
     pids+=($!)
 done
 want=$((4 * per_node))
-while [ "$(redis-cli -p "$port" eval "return #redis.call('KEYS', 'a-chat:name:*')" 0)" -lt "$want" ]; do
-    sleep 0.5; [ -n "${DEBUG:-}" ] && redis-cli -p "$port" eval "return #redis.call('KEYS', 'a-chat:name:*')" 0 >&2
+while [ "$(redis_cli -p "$port" eval "return #redis.call('KEYS', 'a-chat:name:*')" 0)" -lt "$want" ]; do
+    sleep 0.5; [ -n "${DEBUG:-}" ] && redis_cli -p "$port" eval "return #redis.call('KEYS', 'a-chat:name:*')" 0 >&2
     if (( $(echo "$(date +%s.%N) - $start > 100" | bc) )); then echo "not all logged in" >&2; exit 1; fi
 done
 echo "$want peers logged in on 4 nodes in $(echo "$(date +%s.%N) - $start" | bc | cut -c1-5) s"

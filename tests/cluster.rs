@@ -285,7 +285,7 @@ fn redis_losing_its_data_never_gives_a_held_name_away() {
 
 #[test]
 fn a_redis_that_wants_a_password_is_said_so() {
-    let redis = RedisServer::start_with(&["--requirepass", "x"]);
+    let redis = RedisServer::start_open(&["--requirepass", "x"]);
     let a = ServerProcess::start(&["--cluster", &redis.url(), "--cluster-ttl", TTL]);
     a.wait_for_log("cluster: dropping the connection to Redis: Redis requires a password (NOAUTH): give it in the cluster URL or in A_CHAT_REDIS_PASSWORD");
     assert!(!a.stderr().contains("Redis 6 or later"), "{}", a.stderr());

@@ -10,6 +10,35 @@ use a_chat::core::CloseReason;
 use a_chat::metrics::{ProcessFigures, render};
 use a_chat::{ClusterStats, LineError, Stats};
 
+/// The nodes' ACL rule the cluster tests run under (`tests/util/redis.rs`), read from its
+/// source rather than shared as a module, so that this test needs no Redis.
+fn node_acl() -> String {
+    let source = read("tests/util/redis.rs");
+    let head = "pub const NODE_ACL: &str = \"";
+    let start = source.find(head).expect("NODE_ACL") + head.len();
+    let end = start + source[start..].find('"').unwrap();
+    source[start..end]
+        .replace("\\\n", "")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn the_acl_rule_of_the_docs_is_the_one_the_tests_run_under() {
+    let line = format!("ACL SETUSER a-chat on >PASSWORD {}", node_acl());
+    assert!(
+        line.contains("+evalsha") && line.contains("&a-chat:to:*"),
+        "{line}"
+    );
+    for doc in ["README.md", "docs/cluster.md"] {
+        assert!(
+            read(doc).contains(&line),
+            "{doc} does not give the rule {line}"
+        );
+    }
+}
+
 fn read(path: &str) -> String {
     let full = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
     std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))

@@ -104,6 +104,18 @@ impl ClusterConfig {
     /// The user and password may be percent-encoded (`%40` for `@`). Hosts are resolved now.
     /// The environment is not read: see [`ClusterConfig::password_from_env`]. An error is a
     /// sentence that shows the URL with its password as `***`.
+    ///
+    /// ```
+    /// # #[cfg(feature = "tls")] {
+    /// let mut config = a_chat::ClusterConfig::from_url("rediss://a-chat:pw@127.0.0.1:6380")?;
+    /// assert_eq!(config.to_string(), "rediss://a-chat:***@127.0.0.1:6380");
+    /// assert!(!format!("{config:?}").contains("pw"));
+    /// // Whom to trust: here an empty set of roots; add the CA of Redis's certificate.
+    /// let roots = a_chat::tls::rustls::RootCertStore::empty();
+    /// config.tls_config = Some(a_chat::tls::client_config(roots).map_err(|e| e.to_string())?);
+    /// # }
+    /// # Ok::<(), String>(())
+    /// ```
     pub fn from_url(url: &str) -> Result<ClusterConfig, String> {
         super::url::parse(url)
     }

@@ -38,6 +38,44 @@ pub(super) enum Stream {
     Tls(Box<TlsTransport<TcpStream>>),
 }
 
+impl Stream {
+    /// The socket, to register.
+    pub(super) fn socket(&mut self) -> &mut TcpStream {
+        match self {
+            Stream::Plain(tcp) => tcp,
+            #[cfg(feature = "tls")]
+            Stream::Tls(tls) => tls.get_mut(),
+        }
+    }
+
+    /// The stream as a [`Transport`]: plain or TLS.
+    pub(super) fn transport(&mut self) -> &mut dyn Transport {
+        match self {
+            Stream::Plain(tcp) => tcp,
+            #[cfg(feature = "tls")]
+            Stream::Tls(tls) => tls.as_mut(),
+        }
+    }
+
+    /// Whether the transport holds bytes of its own to write (TLS records).
+    pub(super) fn wants_write(&self) -> bool {
+        match self {
+            Stream::Plain(_) => false,
+            #[cfg(feature = "tls")]
+            Stream::Tls(tls) => tls.wants_write(),
+        }
+    }
+
+    /// Over TLS, the error the session failed with, once.
+    #[cfg(feature = "tls")]
+    pub(super) fn take_tls_failure(&mut self) -> Option<crate::tls::TlsError> {
+        match self {
+            Stream::Plain(_) => None,
+            Stream::Tls(tls) => tls.take_failure(),
+        }
+    }
+}
+
 /// A connection's stream and whether `WRITABLE` is in its registered interest (only while it
 /// has bytes to write).
 #[derive(Debug)]
@@ -77,28 +115,17 @@ impl Connection {
 
     /// The socket, to register.
     pub(super) fn socket(&mut self) -> &mut TcpStream {
-        match &mut self.stream {
-            Stream::Plain(tcp) => tcp,
-            #[cfg(feature = "tls")]
-            Stream::Tls(tls) => tls.get_mut(),
-        }
+        self.stream.socket()
     }
 
     /// Over TLS, the error the session failed with, once.
     #[cfg(feature = "tls")]
     pub(super) fn take_tls_failure(&mut self) -> Option<crate::tls::TlsError> {
-        match &mut self.stream {
-            Stream::Plain(_) => None,
-            Stream::Tls(tls) => tls.take_failure(),
-        }
+        self.stream.take_tls_failure()
     }
 
     fn transport(&mut self) -> &mut dyn Transport {
-        match &mut self.stream {
-            Stream::Plain(tcp) => tcp,
-            #[cfg(feature = "tls")]
-            Stream::Tls(tls) => tls.as_mut(),
-        }
+        self.stream.transport()
     }
 }
 
@@ -133,11 +160,7 @@ impl Transport for Connection {
     }
 
     fn wants_write(&self) -> bool {
-        match &self.stream {
-            Stream::Plain(_) => false,
-            #[cfg(feature = "tls")]
-            Stream::Tls(tls) => tls.wants_write(),
-        }
+        self.stream.wants_write()
     }
 
     fn is_closed_by_peer(&mut self) -> bool {

@@ -1,12 +1,15 @@
-//! The driver's side of cluster mode: the socket to Redis as one more source on the loop. It
-//! connects (without blocking) when the link asks, feeds what it reads to the core, writes what
-//! the turn queued in one write, and drops the connection when the link finds it broken (a
-//! reply it refuses, or Redis overdue). With `redis-sentinel://` the address comes from the
-//! sentinels (`sentinel.rs`): asked before each connection, and followed when they announce a
-//! switch.
+//! The driver's side of cluster mode: the socket to Redis as one more source on the loop, plain
+//! or TLS (`rediss://`: a client [`TlsTransport`] over the socket, its handshake driven by the
+//! same reads and writes, without IO of its own). It connects (without blocking) when the link
+//! asks, feeds what it reads to the core, writes what the turn queued in one write, and drops
+//! the connection when the link finds it broken (a reply it refuses, or Redis overdue) or TLS
+//! fails. With `redis-sentinel://` the address comes from the sentinels (`sentinel.rs`): asked
+//! before each connection, and followed when they announce a switch.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::SocketAddr;
+#[cfg(feature = "tls")]
+use std::sync::Arc;
 use std::time::Instant;
 
 use log::{debug, error, info, warn};
@@ -14,16 +17,28 @@ use mio::event::Event;
 use mio::net::TcpStream;
 use mio::{Interest, Registry};
 
-use super::connection::Connection;
+use super::connection::{Connection, Stream};
 use super::layout::{Layout, Source};
 use super::sentinel::SentinelSocket;
 use crate::chat::Chat;
 use crate::cluster::sentinel::{News, Sentinels};
 use crate::cluster::{ClusterConfig, LinkError, RedisTarget};
 use crate::io_errors::{interrupted, would_block};
+#[cfg(feature = "tls")]
+use crate::tls::TlsTransport;
+#[cfg(feature = "tls")]
+use rustls::pki_types::ServerName;
 
 /// Bytes read from Redis per turn before the chat's connections get theirs.
 const READ_BUDGET: usize = 1 << 20;
+
+/// How to speak TLS to Redis: the client configuration, and the name its certificate must show.
+#[cfg(feature = "tls")]
+#[derive(Debug)]
+struct RedisTls {
+    config: Arc<rustls::ClientConfig>,
+    name: ServerName<'static>,
+}
 
 /// The connection to Redis, if there is one.
 #[derive(Debug)]
@@ -36,7 +51,10 @@ pub(super) struct RedisSocket {
     /// Whether a connection to Redis was ever made (a master other than `addr` is then a
     /// failover followed).
     connected_once: bool,
-    stream: Option<TcpStream>,
+    /// Over TLS (`rediss://`), how.
+    #[cfg(feature = "tls")]
+    tls: Option<RedisTls>,
+    stream: Option<Stream>,
     /// The connect is under way.
     connecting: bool,
     /// Whether `WRITABLE` is in the registered interest.
@@ -49,26 +67,54 @@ pub(super) struct RedisSocket {
 }
 
 impl RedisSocket {
-    /// The socket for the Redis `config` names; an error says why this build cannot reach it.
+    /// The socket for the Redis `config` names; an error says why it cannot be reached (TLS
+    /// without its configuration, a host no certificate can name, a target not supported).
     pub(super) fn new(config: &ClusterConfig) -> Result<Self, String> {
-        let (addr, sentinel) = match &config.target {
-            RedisTarget::Server(server) => (server.addr, None),
+        let (server, sentinel) = match &config.target {
+            RedisTarget::Server(server) => (Some(server), None),
+            RedisTarget::Sentinel { .. } if config.tls => {
+                return Err(format!(
+                    "{config}: TLS to a master found through sentinels (rediss-sentinel://) is \
+                     not supported yet"
+                ));
+            }
             RedisTarget::Sentinel { sentinels, master } => {
                 let addrs = sentinels.iter().map(|sentinel| sentinel.addr).collect();
                 // The link's deadline: a third of the TTL.
                 let deadline = config.ttl / 3;
                 let sentinels = Sentinels::new(addrs, master.clone(), deadline, Instant::now());
-                let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
-                (unspecified, Some((SentinelSocket::new(sentinels), None)))
+                (None, Some((SentinelSocket::new(sentinels), None)))
             }
         };
+        #[cfg(feature = "tls")]
+        let tls = match (&config.tls_config, server.filter(|_| config.tls)) {
+            (Some(tls), Some(server)) => Some(RedisTls {
+                config: tls.clone(),
+                name: ServerName::try_from(server.host.clone()).map_err(|e| {
+                    format!(
+                        "{config}: {} cannot name a TLS certificate: {e}",
+                        server.host
+                    )
+                })?,
+            }),
+            (None, Some(_)) => {
+                return Err(format!(
+                    "{config}: TLS to Redis needs ClusterConfig::tls_config (whom to trust)"
+                ));
+            }
+            (_, None) => None,
+        };
+        #[cfg(not(feature = "tls"))]
         if config.tls {
-            return Err(format!("{config}: TLS to Redis is not supported yet"));
+            return Err(format!("{config}: TLS to Redis needs the `tls` feature"));
         }
         Ok(RedisSocket {
-            addr,
+            // With sentinels, the master they name at the first connection.
+            addr: server.map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |server| server.addr),
             sentinel,
             connected_once: false,
+            #[cfg(feature = "tls")]
+            tls,
             stream: None,
             connecting: false,
             writable: false,
@@ -243,13 +289,31 @@ impl RedisSocket {
             && !self.unread
             && let Some(what) = chat.cluster().and_then(|link| link.overdue(now))
         {
-            warn!("cluster: {what}: dropping the connection to reconnect");
+            if self.is_tls_handshaking() {
+                warn!(
+                    "cluster: the TLS handshake with Redis at {} was not over in time (is its \
+                     port a TLS port? redis:// speaks plain TCP): dropping the connection to \
+                     reconnect",
+                    self.addr
+                );
+            } else {
+                warn!("cluster: {what}: dropping the connection to reconnect");
+            }
             self.drop_connection(registry, chat, now);
         }
         self.connect_if_wanted(registry, layout, chat, now);
         if let Some((socket, _)) = &mut self.sentinel {
             socket.turn(registry, layout, now);
             self.on_news(registry, layout, chat, now);
+        }
+    }
+
+    /// Whether the connection is a TLS session whose handshake is not over.
+    fn is_tls_handshaking(&self) -> bool {
+        match &self.stream {
+            #[cfg(feature = "tls")]
+            Some(Stream::Tls(tls)) => tls.is_handshaking(),
+            _ => false,
         }
     }
 
@@ -286,7 +350,7 @@ impl RedisSocket {
     /// Closes the connection to Redis.
     fn close_redis(&mut self, registry: &Registry) {
         if let Some(mut stream) = self.stream.take() {
-            let _ = registry.deregister(&mut stream);
+            let _ = registry.deregister(stream.socket());
         }
         self.connecting = false;
         self.unread = false;
@@ -297,7 +361,16 @@ impl RedisSocket {
         let token = layout.token(Source::Redis).expect("the layout holds Redis");
         registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
         let _ = stream.set_nodelay(true);
-        self.stream = Some(stream);
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            // The ClientHello waits in the session for the first write.
+            let session = TlsTransport::client(tls.config.clone(), tls.name.clone(), stream)?;
+            self.stream = Some(Stream::Tls(Box::new(session)));
+            self.connecting = true;
+            self.writable = true;
+            return Ok(());
+        }
+        self.stream = Some(Stream::Plain(stream));
         self.connecting = true;
         self.writable = true;
         Ok(())
@@ -305,9 +378,10 @@ impl RedisSocket {
 
     /// `Ok(true)` once connected, `Ok(false)` while under way.
     fn finish_connect(&mut self) -> io::Result<bool> {
-        let Some(stream) = &self.stream else {
+        let Some(stream) = &mut self.stream else {
             return Err(io::ErrorKind::NotConnected.into());
         };
+        let stream = stream.socket();
         if let Some(error) = stream.take_error()? {
             return Err(error);
         }
@@ -329,7 +403,7 @@ impl RedisSocket {
                 self.unread = true;
                 return;
             }
-            match stream.read(&mut self.scratch) {
+            match stream.transport().read(&mut self.scratch) {
                 Ok(0) => {
                     warn!("cluster: Redis closed the connection");
                     return self.drop_connection(registry, chat, now);
@@ -352,6 +426,16 @@ impl RedisSocket {
                 Err(e) if would_block(&e) => return,
                 Err(e) if interrupted(&e) => {}
                 Err(e) => {
+                    #[cfg(feature = "tls")]
+                    if let Some(failure) = stream.take_tls_failure() {
+                        // Counted as Redis out of reach: tried again after the back-off.
+                        error!(
+                            "cluster: TLS with Redis at {} failed: {failure}{}",
+                            self.addr,
+                            redis_hint(&failure)
+                        );
+                        return self.drop_connection(registry, chat, now);
+                    }
                     warn!("cluster: reading from Redis failed: {e}");
                     return self.drop_connection(registry, chat, now);
                 }
@@ -363,10 +447,18 @@ impl RedisSocket {
         let (Some(stream), Some(link)) = (&mut self.stream, chat.cluster_mut()) else {
             return Ok(());
         };
+        let transport = stream.transport();
+        // Records the TLS session holds (its handshake's, or what did not fit) go first.
+        match transport.flush() {
+            Err(e) if would_block(&e) => return Ok(()),
+            other => other?,
+        }
         while !link.output().is_empty() {
-            match stream.write(link.output()) {
+            match transport.write(link.output()) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => link.consumed(n),
+                // Over TLS, also while the handshake is under way: the read that ends it
+                // makes the stream want to write.
                 Err(e) if would_block(&e) => return Ok(()),
                 Err(e) if interrupted(&e) => {}
                 Err(e) => return Err(e),
@@ -381,10 +473,11 @@ impl RedisSocket {
         layout: &Layout,
         chat: &Chat<Connection>,
     ) -> io::Result<()> {
-        let wanted = chat.cluster().is_some_and(|link| !link.output().is_empty());
         let Some(stream) = &mut self.stream else {
             return Ok(());
         };
+        let wanted =
+            stream.wants_write() || chat.cluster().is_some_and(|link| !link.output().is_empty());
         if wanted != self.writable {
             let interest = if wanted {
                 Interest::READABLE | Interest::WRITABLE
@@ -392,7 +485,7 @@ impl RedisSocket {
                 Interest::READABLE
             };
             let token = layout.token(Source::Redis).expect("the layout holds Redis");
-            registry.reregister(stream, token, interest)?;
+            registry.reregister(stream.socket(), token, interest)?;
             self.writable = wanted;
         }
         Ok(())
@@ -401,6 +494,24 @@ impl RedisSocket {
     fn drop_connection(&mut self, registry: &Registry, chat: &mut Chat<Connection>, now: Instant) {
         self.close_redis(registry);
         chat.on_cluster_disconnected(now);
+    }
+}
+
+/// What a TLS failure's sentence (written for `a-chat client`) means in the options of a node.
+#[cfg(feature = "tls")]
+fn redis_hint(failure: &crate::tls::TlsError) -> &'static str {
+    use rustls::{AlertDescription, CertificateError, Error};
+    match &failure.error {
+        Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
+            " (for Redis, that file is --cluster-ca FILE)"
+        }
+        Error::AlertReceived(AlertDescription::CertificateRequired) => {
+            ": give the node one with --cluster-cert FILE --cluster-key FILE"
+        }
+        Error::InvalidMessage(_) | Error::InappropriateMessage { .. } => {
+            " (for Redis: is its port a TLS port? redis:// speaks plain TCP)"
+        }
+        _ => "",
     }
 }
 

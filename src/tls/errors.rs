@@ -42,6 +42,15 @@ impl fmt::Display for TlsError {
         match &self.error {
             Error::InvalidCertificate(error) => certificate(error, f),
             Error::NoCertificatesPresented => write!(f, "{peer} presented no certificate"),
+            Error::AlertReceived(AlertDescription::CertificateRequired)
+                if self.side == Side::Client =>
+            {
+                write!(
+                    f,
+                    "the server asks for a client certificate and was given none (alert: \
+                     certificate required)"
+                )
+            }
             Error::AlertReceived(alert) => match (self.side, alert_is_about_certificates(*alert)) {
                 (Side::Server, true) => write!(
                     f,
@@ -186,6 +195,7 @@ fn alert_name(alert: AlertDescription) -> String {
         AlertDescription::InternalError => "internal error",
         AlertDescription::UnrecognisedName => "unrecognised name",
         AlertDescription::NoApplicationProtocol => "no application protocol",
+        AlertDescription::CertificateRequired => "certificate required",
         other => return format!("alert {}", u8::from(other)),
     };
     format!("alert: {name}")

@@ -45,6 +45,14 @@ impl ServerProcess {
         Self::spawn(Command::new(binary()), args)
     }
 
+    /// Starts `a-chat server --listen 127.0.0.1:0` with `args` and these environment
+    /// variables set.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> ServerProcess {
+        let mut command = Command::new(binary());
+        command.envs(env.iter().copied());
+        Self::spawn(command, args)
+    }
+
     /// Starts the server with `args`, plus a TLS listener with the test certificates when
     /// `net` is TLS.
     pub fn start_over(net: Net, args: &[&str]) -> ServerProcess {

@@ -1,6 +1,12 @@
 //! A real `redis-server` per test, on a free loopback port with persistence off, installed from
 //! Debian's package once per run if it is missing; and a proxy in front of it that can cut the
 //! line or inject bytes, for the faults of cluster mode.
+//!
+//! Redis runs as it is deployed (contract section 9): the `default` user disabled, the nodes
+//! authenticated as [`NODE_USER`] under exactly the least-privilege rule the README gives
+//! ([`NODE_ACL`]), and an [`ADMIN_USER`] for the tests' own commands. When a test's Redis is
+//! dropped, its `ACL LOG` must hold no command, key or channel the rule refused: a node that
+//! needs more than the rule fails the test.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -73,42 +79,139 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The ACL user the nodes of the tests authenticate as.
+pub const NODE_USER: &str = "a-chat";
+
+/// Its password.
+pub const NODE_PASSWORD: &str = "node-pw-7f3a";
+
+/// The rule of [`NODE_USER`], after its name and `on >PASSWORD`: word for word the README's
+/// `ACL SETUSER` line (`tests/docs.rs` checks it).
+pub const NODE_ACL: &str = "resetkeys ~a-chat:node:* ~a-chat:name:* ~a-chat:cluster \
+    ~a-chat:recovering resetchannels &a-chat:to:* -@all +hello +script|load +evalsha +subscribe \
+    +publish +del +exists +set +get +mget +pttl +role";
+
+/// The user of the tests' own commands (`redis-cli`), allowed everything.
+pub const ADMIN_USER: &str = "admin";
+const ADMIN_PASSWORD: &str = "admin-pw-93c1";
+
+/// `redis-server`'s options for its users: `default` off, the node's, the admin's.
+fn user_options() -> Vec<String> {
+    let mut args: Vec<String> = ["--user", "default", "off", "--user", NODE_USER, "on"]
+        .map(String::from)
+        .to_vec();
+    args.push(format!(">{NODE_PASSWORD}"));
+    args.extend(NODE_ACL.split_whitespace().map(String::from));
+    args.extend(["--user", ADMIN_USER, "on"].map(String::from));
+    args.push(format!(">{ADMIN_PASSWORD}"));
+    args.extend(["~*", "&*", "+@all"].map(String::from));
+    args
+}
+
 /// A `redis-server` of a test, killed when dropped.
 pub struct RedisServer {
     child: Option<Child>,
     pub addr: SocketAddr,
-    /// More options of `redis-server` (`--requirepass x`).
+    /// Its options: the users', then the test's own (`--requirepass x`).
     extra: Vec<String>,
+    /// Started with the users (not open).
+    users: bool,
+    /// How `redis-cli` connects: `-p PORT`, or the TLS options.
+    cli_args: Vec<String>,
 }
 
 impl RedisServer {
-    /// Starts one on a free port.
+    /// Starts one on a free port, with the users.
     pub fn start() -> RedisServer {
         RedisServer::start_with(&[])
     }
 
-    /// Starts one on a free port with more options (`&["--requirepass", "x"]`).
+    /// Starts one on a free port with the users and more options.
     pub fn start_with(extra: &[&str]) -> RedisServer {
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let extra = extra.iter().map(|arg| arg.to_string()).collect();
+        let mut args = user_options();
+        args.extend(extra.iter().map(|arg| arg.to_string()));
+        RedisServer::start_raw(args, true)
+    }
+
+    /// Starts one on a free port with the `default` user open to all and no other: for the
+    /// tests that are about Redis's own password (`&["--requirepass", "x"]`).
+    pub fn start_open(extra: &[&str]) -> RedisServer {
+        RedisServer::start_raw(extra.iter().map(|arg| arg.to_string()).collect(), false)
+    }
+
+    /// Starts one with TLS only (`--port 0 --tls-port PORT`), with the users, presenting the
+    /// test PKI's server certificate; `auth_clients` asks the nodes for a client certificate
+    /// signed by the test CA (`--tls-auth-clients yes`).
+    pub fn start_tls(auth_clients: bool) -> RedisServer {
+        let files = super::tls::files();
+        let path = |p: &std::path::Path| p.to_str().unwrap().to_string();
+        let mut args = user_options();
+        args.extend([
+            "--tls-cert-file".to_string(),
+            path(&files.cert),
+            "--tls-key-file".to_string(),
+            path(&files.key),
+            "--tls-ca-cert-file".to_string(),
+            path(&files.ca),
+            "--tls-auth-clients".to_string(),
+            if auth_clients { "yes" } else { "no" }.to_string(),
+        ]);
+        let port = free_port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut cli_args = vec!["--tls".to_string(), "--cacert".to_string(), path(&files.ca)];
+        cli_args.extend(["--cert".to_string(), path(&files.client_cert)]);
+        cli_args.extend(["--key".to_string(), path(&files.client_key)]);
+        cli_args.extend(["-p".to_string(), port.to_string()]);
         let mut server = RedisServer {
             child: None,
             addr,
-            extra,
+            extra: args,
+            users: true,
+            cli_args,
         };
         server.restart();
         server
     }
 
-    /// `redis://ADDR`.
+    fn start_raw(extra: Vec<String>, users: bool) -> RedisServer {
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let mut server = RedisServer {
+            child: None,
+            addr,
+            extra,
+            users,
+            cli_args: vec!["-p".to_string(), addr.port().to_string()],
+        };
+        server.restart();
+        server
+    }
+
+    /// Whether it speaks TLS only.
+    fn is_tls(&self) -> bool {
+        self.cli_args.first().is_some_and(|arg| arg == "--tls")
+    }
+
+    /// The nodes' URL: `redis://a-chat:PASSWORD@ADDR` (`rediss://` for TLS), or
+    /// `redis://ADDR` for an open one.
     pub fn url(&self) -> String {
-        format!("redis://{}", self.addr)
+        let scheme = if self.is_tls() { "rediss" } else { "redis" };
+        if self.users {
+            format!("{scheme}://{NODE_USER}:{NODE_PASSWORD}@{}", self.addr)
+        } else {
+            format!("{scheme}://{}", self.addr)
+        }
     }
 
     /// Starts it (again) on its port, empty, and waits until it answers.
     pub fn restart(&mut self) {
+        let port = self.addr.port().to_string();
+        let ports: [&str; 4] = if self.is_tls() {
+            ["--port", "0", "--tls-port", &port]
+        } else {
+            ["--port", &port, "--tls-port", "0"]
+        };
         let child = Command::new(redis_server_binary())
-            .args(["--port", &self.addr.port().to_string()])
+            .args(ports)
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(["--daemonize", "no", "--loglevel", "warning"])
             .args(&self.extra)
@@ -143,12 +246,18 @@ impl RedisServer {
 
     /// Runs one command with `redis-cli` and returns its output, trimmed; `None` if it fails.
     pub fn command(&self, args: &[&str]) -> Option<String> {
-        let output = Command::new("redis-cli")
-            .args(["-h", "127.0.0.1", "-p", &self.addr.port().to_string()])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .ok()?;
+        let mut command = Command::new("redis-cli");
+        command.args(["-h", "127.0.0.1"]).args(&self.cli_args);
+        if self.users {
+            command.args([
+                "--user",
+                ADMIN_USER,
+                "--pass",
+                ADMIN_PASSWORD,
+                "--no-auth-warning",
+            ]);
+        }
+        let output = command.args(args).stdin(Stdio::null()).output().ok()?;
         let text = String::from_utf8_lossy(&output.stdout).trim().to_string();
         (output.status.success() && !text.starts_with("Could not connect")).then_some(text)
     }
@@ -161,11 +270,44 @@ impl RedisServer {
             .and_then(|n| n.trim().parse().ok())
             .expect("total_commands_processed")
     }
+
+    /// What the ACL refused the nodes' user (commands, keys, channels; not passwords): one
+    /// line per entry of `ACL LOG`, empty when the rule was enough.
+    pub fn acl_refusals(&self) -> Vec<String> {
+        let Some(log) = self.command(&["ACL", "LOG"]) else {
+            return Vec::new();
+        };
+        // redis-cli prints each entry's fields as lines: `count`, N, `reason`, R, ...
+        let lines: Vec<&str> = log.lines().map(str::trim).collect();
+        let mut refusals = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            if *line == "reason" && lines.get(i + 1).is_some_and(|r| *r != "auth") {
+                let object = lines[i..]
+                    .iter()
+                    .position(|l| *l == "object")
+                    .and_then(|at| lines.get(i + at + 1))
+                    .unwrap_or(&"?");
+                refusals.push(format!("{} refused: {object}", lines[i + 1]));
+            }
+        }
+        refusals
+    }
 }
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
+        // The rule must be enough for everything a node did (unless the test failed already).
+        let refusals = if self.users && self.child.is_some() && !thread::panicking() {
+            self.acl_refusals()
+        } else {
+            Vec::new()
+        };
         self.kill();
+        assert!(
+            refusals.is_empty(),
+            "the nodes' ACL rule refused them: {refusals:?} (widen NODE_ACL, the README's rule, \
+             only if the node really needs it)"
+        );
     }
 }
 
@@ -219,9 +361,9 @@ impl RedisProxy {
         RedisProxy { addr, state }
     }
 
-    /// `redis://ADDR` of the proxy.
+    /// The nodes' URL through the proxy (to a Redis with the users).
     pub fn url(&self) -> String {
-        format!("redis://{}", self.addr)
+        format!("redis://{NODE_USER}:{NODE_PASSWORD}@{}", self.addr)
     }
 
     /// Waits until the proxy has set up `n` connections in all (a node's log says it connected

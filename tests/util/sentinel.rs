@@ -69,10 +69,10 @@ impl SentinelSetup {
             "--dir",
             &dir_arg,
         ];
-        let master = RedisServer::start_with(&quick);
+        let master = RedisServer::start_open(&quick);
         let port = master.addr.port().to_string();
         let replica =
-            RedisServer::start_with(&[&quick[..], &["--replicaof", "127.0.0.1", &port]].concat());
+            RedisServer::start_open(&[&quick[..], &["--replicaof", "127.0.0.1", &port]].concat());
         let sentinels = (0..3)
             .map(|i| Sentinel::start(&dir, i, master.addr))
             .collect();

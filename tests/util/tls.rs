@@ -1,6 +1,6 @@
 //! TLS for the tests: certificates made at test time (a CA and a server certificate for
-//! `localhost` and 127.0.0.1, written as PEM files once per test process), and the client
-//! configurations that trust that CA, or another one.
+//! `localhost` and 127.0.0.1, and a client certificate, written as PEM files once per test
+//! process), and the client configurations that trust that CA, or another one.
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -19,6 +19,10 @@ pub struct TlsFiles {
     pub key: PathBuf,
     /// A CA that signed nothing the server has.
     pub other_ca: PathBuf,
+    /// A client certificate signed by the CA (for a Redis with `tls-auth-clients yes`).
+    pub client_cert: PathBuf,
+    /// Its private key.
+    pub client_key: PathBuf,
     ca_der: CertificateDer<'static>,
     other_ca_der: CertificateDer<'static>,
 }
@@ -46,6 +50,11 @@ pub fn files() -> &'static TlsFiles {
         let params =
             CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
         let cert = params.signed_by(&key, &issuer).unwrap();
+        let client_key = KeyPair::generate().unwrap();
+        let client_cert = CertificateParams::new(vec!["a-chat node".to_string()])
+            .unwrap()
+            .signed_by(&client_key, &issuer)
+            .unwrap();
         let write = |name: &str, pem: &str| {
             let path = dir.join(name);
             std::fs::write(&path, pem).unwrap();
@@ -56,6 +65,8 @@ pub fn files() -> &'static TlsFiles {
             cert: write("cert.pem", &cert.pem()),
             key: write("key.pem", &key.serialize_pem()),
             other_ca: write("other-ca.pem", &other_pem),
+            client_cert: write("client-cert.pem", &client_cert.pem()),
+            client_key: write("client-key.pem", &client_key.serialize_pem()),
             ca_der: issuer.der().clone(),
             other_ca_der: other.der().clone(),
         }
