@@ -1,7 +1,8 @@
 //! Section 9's failover with Redis Sentinel against real processes: a master, its replica and
 //! three sentinels (`tests/util/sentinel.rs`), and `a-chat` nodes started with
 //! `--cluster redis-sentinel://...` that follow the master through forced failovers
-//! (`SENTINEL FAILOVER`, and SIGKILL of the master). The time from the switch until every rule
+//! (`SENTINEL FAILOVER`, and SIGKILL of the master), as the nodes' ACL user of the README's rule
+//! (the default user off: `tests/util/redis.rs`). The time from the switch until every rule
 //! of section 6 holds again is measured and printed (it depends on the machine: not asserted
 //! beyond the tests' usual bound).
 
@@ -167,7 +168,9 @@ fn sentinels_that_do_not_answer_are_passed_over_in_turn() {
     sentinels.splice(0..0, missing);
     let addrs: Vec<String> = sentinels.iter().map(ToString::to_string).collect();
     let url = format!(
-        "redis-sentinel://{}/{}",
+        "redis-sentinel://{}:{}@{}/{}",
+        util::redis::NODE_USER,
+        util::redis::NODE_PASSWORD,
         addrs.join(","),
         util::sentinel::MASTER
     );

@@ -11,7 +11,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::redis::{RedisServer, free_port, redis_server_binary};
+use super::redis::{
+    ADMIN_PASSWORD, ADMIN_USER, NODE_PASSWORD, NODE_USER, RedisServer, free_port,
+    redis_server_binary,
+};
 use super::{WAIT, eventually};
 
 /// The name the sentinels monitor the master under.
@@ -69,10 +72,17 @@ impl SentinelSetup {
             "--dir",
             &dir_arg,
         ];
-        let master = RedisServer::start_open(&quick);
+        // Redis as it is deployed (`redis.rs`): the default user off, the nodes under the
+        // README's rule; the replica and the sentinels log in as the tests' admin.
+        let admin = [
+            &quick[..],
+            &["--masteruser", ADMIN_USER, "--masterauth", ADMIN_PASSWORD],
+        ]
+        .concat();
+        let master = RedisServer::start_with(&admin);
         let port = master.addr.port().to_string();
         let replica =
-            RedisServer::start_open(&[&quick[..], &["--replicaof", "127.0.0.1", &port]].concat());
+            RedisServer::start_with(&[&admin[..], &["--replicaof", "127.0.0.1", &port]].concat());
         let sentinels = (0..3)
             .map(|i| Sentinel::start(&dir, i, master.addr))
             .collect();
@@ -85,10 +95,13 @@ impl SentinelSetup {
         setup
     }
 
-    /// `redis-sentinel://H:P,H:P,H:P/MASTER`.
+    /// `redis-sentinel://USER:PASSWORD@H:P,H:P,H:P/MASTER`, the nodes' user and password.
     pub fn url(&self) -> String {
         let addrs: Vec<String> = self.sentinels.iter().map(|s| s.addr.to_string()).collect();
-        format!("redis-sentinel://{}/{MASTER}", addrs.join(","))
+        format!(
+            "redis-sentinel://{NODE_USER}:{NODE_PASSWORD}@{}/{MASTER}",
+            addrs.join(",")
+        )
     }
 
     /// The master the first sentinel that answers names now.
@@ -216,6 +229,8 @@ impl Sentinel {
                  dir {dir}\n\
                  loglevel warning\n\
                  sentinel monitor {MASTER} 127.0.0.1 {master_port} 2\n\
+                 sentinel auth-user {MASTER} {ADMIN_USER}\n\
+                 sentinel auth-pass {MASTER} {ADMIN_PASSWORD}\n\
                  sentinel down-after-milliseconds {MASTER} {DOWN_AFTER_MS}\n\
                  sentinel failover-timeout {MASTER} {FAILOVER_TIMEOUT_MS}\n\
                  sentinel parallel-syncs {MASTER} 1\n",

@@ -25,6 +25,8 @@ pub(crate) enum LinkError {
     /// `ROLE` did not say `master` (what it said, or the error it was refused with): the
     /// sentinel's answer was stale (a demoted master, a replica).
     NotMaster(String),
+    /// `ROLE` was refused with this error (an ACL user without `+role`).
+    RoleRefused(String),
     /// The connection was not made within the deadline.
     NotConnected(Duration),
     /// Redis did not answer `request` (if one waited) within the deadline.
@@ -64,6 +66,11 @@ impl fmt::Display for LinkError {
                 f,
                 "Redis at the address the sentinels gave is not the master (ROLE: {role}): \
                  asking the sentinels again"
+            ),
+            LinkError::RoleRefused(error) => write!(
+                f,
+                "Redis refused ROLE ({error}): with redis-sentinel:// the node checks that it \
+                 reached the master, and its ACL user needs +role"
             ),
             LinkError::NotConnected(deadline) => write!(
                 f,

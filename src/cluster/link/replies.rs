@@ -111,10 +111,7 @@ impl ClusterLink {
         // Redis may echo a command's arguments in its error (an old one refusing HELLO does).
         let error = &self.scrubbed(error);
         if matches!(request, Request::Role) {
-            return Err(LinkError::NotMaster(format!(
-                "refused, {}",
-                error.chars().take(200).collect::<String>()
-            )));
+            return Err(LinkError::RoleRefused(error.chars().take(200).collect()));
         }
         if matches!(request, Request::Hello | Request::Load(_)) {
             if error.starts_with("NOAUTH") {
