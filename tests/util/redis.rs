@@ -93,7 +93,7 @@ pub const NODE_ACL: &str = "resetkeys ~a-chat:node:* ~a-chat:name:* ~a-chat:clus
 
 /// The user of the tests' own commands (`redis-cli`), allowed everything.
 pub const ADMIN_USER: &str = "admin";
-const ADMIN_PASSWORD: &str = "admin-pw-93c1";
+pub const ADMIN_PASSWORD: &str = "admin-pw-93c1";
 
 /// `redis-server`'s options for its users: `default` off, the node's, the admin's.
 fn user_options() -> Vec<String> {
