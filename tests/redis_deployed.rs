@@ -286,3 +286,18 @@ fn tls_to_a_plain_port_is_said_so() {
     a.wait_for_log("was not over in time (is its port a TLS port? redis:// speaks plain TCP)");
     assert!(!a.stderr().contains(NODE_PASSWORD), "{}", a.stderr());
 }
+
+#[test]
+fn requirepass_is_the_default_users_password_from_the_url_or_the_environment() {
+    let redis = RedisServer::start_open(&["--requirepass", "rp-4d2e"]);
+    let a = node(&format!("redis://:rp-4d2e@{}", redis.addr), &[]);
+    let b = ServerProcess::start_with_env(
+        &["--cluster", &redis.url(), "--cluster-ttl", TTL],
+        &[("A_CHAT_REDIS_PASSWORD", "rp-4d2e")],
+    );
+    b.wait_for_log("cluster: joined as node");
+    chat_across(&a, &b);
+    for node in [&a, &b] {
+        assert!(!node.stderr().contains("rp-4d2e"), "{}", node.stderr());
+    }
+}
