@@ -87,6 +87,9 @@ pub struct ClusterStats {
     pub recovery_windows: u64,
     /// A recovery window is open now: new logins are refused.
     pub recovering: bool,
+    /// Failovers followed: a master named by the sentinels (`redis-sentinel://`) other than
+    /// the one the node was connected to before.
+    pub failovers: u64,
 }
 
 impl Stats {

@@ -49,6 +49,9 @@ pub(crate) struct ClusterLink {
     state: State,
     /// Connections made so far.
     connections: u64,
+    /// Whether each connection checks with `ROLE` that Redis is a master (its address came
+    /// from a sentinel).
+    check_role: bool,
     /// Whether a connection attempt has failed before the node ever joined (or broke after
     /// it). Until then the node is starting: a login's claim waits for the first attempt
     /// (rule 6.8) instead of being refused.
@@ -106,6 +109,7 @@ impl ClusterLink {
             ttl,
             state: State::new(now),
             connections: 0,
+            check_role: false,
             failed_once: false,
             pending: VecDeque::new(),
             out: Vec::new(),
@@ -128,6 +132,23 @@ impl ClusterLink {
                 ..ClusterStats::default()
             },
         }
+    }
+
+    /// Each connection checks with `ROLE` that Redis is a master, right after HELLO (the
+    /// address comes from a sentinel, whose answer may be stale).
+    pub(crate) fn check_role(&mut self) {
+        self.check_role = true;
+    }
+
+    /// The sentinels named a new master: the next connection is made at once, whatever the
+    /// back-off (contract section 9: rule 6 holds again within 2 s of the switch).
+    pub(crate) fn retry_now(&mut self, now: Instant) {
+        self.state.retry_now(now);
+    }
+
+    /// A failover was followed (the driver moved to a new master): counted.
+    pub(crate) fn on_failover(&mut self) {
+        self.stats.failovers += 1;
     }
 
     /// The link authenticates as `user` with `password` (`HELLO 3 AUTH`) on every connection.
@@ -261,6 +282,10 @@ impl ClusterLink {
             None => resp::encode_command(&mut self.out, &[b"HELLO", b"3"]),
         }
         self.pending.push_back(Request::Hello);
+        if self.check_role {
+            resp::encode_command(&mut self.out, &[b"ROLE"]);
+            self.pending.push_back(Request::Role);
+        }
         // Redis may be new (restarted): the scripts are loaded before any EVALSHA.
         for (script, sha) in scripts::ALL.iter().zip(self.shas) {
             resp::encode_command(&mut self.out, &[b"SCRIPT", b"LOAD", script.as_bytes()]);
@@ -319,7 +344,7 @@ impl ClusterLink {
     /// made again): it says why in a sentence.
     pub(crate) fn on_input(&mut self, bytes: &[u8], now: Instant) -> Result<(), LinkError> {
         self.clock = now;
-        self.append_input(bytes);
+        resp::append_input(&mut self.input, bytes);
         let waiting = self.pending.len();
         let mut at = 0;
         let result = loop {
@@ -354,18 +379,6 @@ impl ClusterLink {
     /// Bytes from Redis held undecoded (the input's capacity).
     pub(crate) fn input_held(&self) -> usize {
         self.input.capacity()
-    }
-
-    /// Appends a read's bytes to the input, growing it (by doubling) no further than the
-    /// invariant's bound.
-    fn append_input(&mut self, bytes: &[u8]) {
-        let needed = self.input.len() + bytes.len();
-        if needed > self.input.capacity() {
-            let bound = (resp::MAX_REPLY + bytes.len()).max(needed);
-            let target = (self.input.capacity() * 2).clamp(needed, bound);
-            self.input.reserve_exact(target - self.input.len());
-        }
-        self.input.extend_from_slice(bytes);
     }
 
     /// The bytes at `range` of a frame decoded at `base` of the input.

@@ -19,6 +19,7 @@
 //! | `scripts.rs` | the Lua scripts, and the keys and channels in Redis |
 //! | `records.rs` | the records nodes send each other |
 //! | `route_batch.rs` | the records of one route batch, and their destinations |
+//! | `sentinel.rs` | finding the master through Redis Sentinel: the sentinels asked in turn, `+switch-master` followed |
 //! | `resp/` | RESP3 encoding and decoding through `redis-protocol` (`mod.rs`), each reply framed first by a bounded, resumable scanner (`scanner.rs`) |
 
 mod config;
@@ -28,6 +29,7 @@ pub(crate) mod records;
 mod resp;
 mod route_batch;
 mod scripts;
+pub(crate) mod sentinel;
 mod url;
 
 pub use config::{ClusterConfig, PASSWORD_ENV, RedisAddr, RedisPassword, RedisTarget};

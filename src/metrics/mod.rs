@@ -196,6 +196,11 @@ pub fn render(stats: &Stats, process: Option<ProcessFigures>) -> String {
             "Recovery windows seen open (Redis had lost its data; new logins refused meanwhile).",
             c.recovery_windows,
         );
+        out.counter(
+            "a_chat_cluster_failovers_total",
+            "Failovers followed: the sentinels named a new master and the node moved to it.",
+            c.failovers,
+        );
         out.gauge(
             "a_chat_cluster_recovering",
             "1 while a recovery window is open (new logins refused), else 0.",

@@ -1,6 +1,7 @@
 //! How a server lays out the token share a host lent it: its listeners first, in the order
 //! given, then the metrics endpoint (its listener and a fixed number of connection slots),
-//! then the cluster's Redis connection, then the chat connections, one per slab key.
+//! then the cluster's Redis connection (and its sentinel connection, with `redis-sentinel://`),
+//! then the chat connections, one per slab key.
 
 use std::io;
 
@@ -19,6 +20,8 @@ pub(super) enum Source {
     MetricsListener,
     MetricsConnection(usize),
     Redis,
+    /// The connection to a sentinel (`redis-sentinel://`).
+    Sentinel,
     Connection(usize),
 }
 
@@ -28,6 +31,8 @@ pub(super) struct Layout {
     pub(super) listeners: usize,
     pub(super) metrics: bool,
     pub(super) redis: bool,
+    /// Whether a sentinel connection follows Redis's token. Invariant: only with `redis`.
+    pub(super) sentinel: bool,
 }
 
 impl Layout {
@@ -45,7 +50,7 @@ impl Layout {
 
     /// Tokens taken before the first connection's.
     pub(super) fn reserved(&self) -> usize {
-        self.redis_index() + usize::from(self.redis)
+        self.redis_index() + usize::from(self.redis) + usize::from(self.sentinel)
     }
 
     pub(super) fn source(&self, token: Token) -> Option<Source> {
@@ -61,8 +66,10 @@ impl Layout {
                 0 => Source::MetricsListener,
                 slot => Source::MetricsConnection(slot - 1),
             }
-        } else if index < self.reserved() {
+        } else if index == self.redis_index() && self.redis {
             Source::Redis
+        } else if index < self.reserved() {
+            Source::Sentinel
         } else {
             Source::Connection(index - self.reserved())
         })
@@ -100,6 +107,7 @@ impl Layout {
             Source::MetricsListener => self.listeners,
             Source::MetricsConnection(slot) => self.listeners + 1 + slot,
             Source::Redis => self.redis_index(),
+            Source::Sentinel => self.redis_index() + 1,
             Source::Connection(key) => key.checked_add(self.reserved())?,
         };
         (index < self.tokens.count).then(|| Token(self.tokens.first.0 + index))
@@ -120,6 +128,7 @@ mod tests {
             listeners: 2,
             metrics: true,
             redis: true,
+            sentinel: true,
         };
         let sources = [
             Source::Listener(0),
@@ -128,9 +137,11 @@ mod tests {
             Source::MetricsConnection(0),
             Source::MetricsConnection(METRICS_CONNECTIONS - 1),
             Source::Redis,
+            Source::Sentinel,
             Source::Connection(0),
-            // 2 listeners, the metrics listener and its slots, Redis: the rest is 79 keys.
-            Source::Connection(100 - (2 + 1 + METRICS_CONNECTIONS + 1) - 1),
+            // 2 listeners, the metrics listener and its slots, Redis, a sentinel: the rest is
+            // 78 keys.
+            Source::Connection(100 - (2 + 1 + METRICS_CONNECTIONS + 2) - 1),
         ];
         for source in sources {
             let token = layout.token(source).unwrap();
@@ -140,6 +151,6 @@ mod tests {
         assert_eq!(layout.source(Token(9)), None);
         assert_eq!(layout.source(Token(110)), None);
         assert_eq!(layout.token(Source::Listener(0)), Some(Token(10)));
-        assert_eq!(layout.token(Source::Connection(0)), Some(Token(10 + 20)));
+        assert_eq!(layout.token(Source::Connection(0)), Some(Token(10 + 21)));
     }
 }

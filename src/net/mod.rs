@@ -23,6 +23,8 @@ mod listener;
 mod metrics;
 #[cfg(feature = "cluster")]
 mod redis;
+#[cfg(feature = "cluster")]
+mod sentinel;
 mod server;
 mod sources;
 mod tokens;

@@ -3,7 +3,8 @@
 //! same reads and writes, without IO of its own). It connects (without blocking) when the link
 //! asks, feeds what it reads to the core, writes what the turn queued in one write, and drops
 //! the connection when the link finds it broken (a reply it refuses, or Redis overdue) or TLS
-//! fails.
+//! fails. With `redis-sentinel://` the address comes from the sentinels (`sentinel.rs`): asked
+//! before each connection, and followed when they announce a switch.
 
 use std::io;
 use std::net::SocketAddr;
@@ -11,14 +12,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use log::{debug, error, warn};
+use log::{debug, error, info, warn};
 use mio::event::Event;
 use mio::net::TcpStream;
 use mio::{Interest, Registry};
 
 use super::connection::{Connection, Stream};
 use super::layout::{Layout, Source};
+use super::sentinel::SentinelSocket;
 use crate::chat::Chat;
+use crate::cluster::sentinel::{News, Sentinels};
 use crate::cluster::{ClusterConfig, LinkError, RedisTarget};
 use crate::io_errors::{interrupted, would_block};
 #[cfg(feature = "tls")]
@@ -40,7 +43,14 @@ struct RedisTls {
 /// The connection to Redis, if there is one.
 #[derive(Debug)]
 pub(super) struct RedisSocket {
+    /// The Redis connected to (or last connected to): with sentinels, the master they named.
     addr: SocketAddr,
+    /// With `redis-sentinel://`: the connection to a sentinel, and the master it named that no
+    /// connection used yet (each connection asks again).
+    sentinel: Option<(SentinelSocket, Option<SocketAddr>)>,
+    /// Whether a connection to Redis was ever made (a master other than `addr` is then a
+    /// failover followed).
+    connected_once: bool,
     /// Over TLS (`rediss://`), how.
     #[cfg(feature = "tls")]
     tls: Option<RedisTls>,
@@ -60,13 +70,25 @@ impl RedisSocket {
     /// The socket for the Redis `config` names; an error says why it cannot be reached (TLS
     /// without its configuration, a host no certificate can name, a target not supported).
     pub(super) fn new(config: &ClusterConfig) -> Result<Self, String> {
-        let server = match &config.target {
-            RedisTarget::Server(server) => server,
-            _ => return Err(format!("{config}: Redis Sentinel is not supported yet")),
+        let (server, sentinel) = match &config.target {
+            RedisTarget::Server(server) => (Some(server), None),
+            RedisTarget::Sentinel { .. } if config.tls => {
+                return Err(format!(
+                    "{config}: TLS to a master found through sentinels (rediss-sentinel://) is \
+                     not supported yet"
+                ));
+            }
+            RedisTarget::Sentinel { sentinels, master } => {
+                let addrs = sentinels.iter().map(|sentinel| sentinel.addr).collect();
+                // The link's deadline: a third of the TTL.
+                let deadline = config.ttl / 3;
+                let sentinels = Sentinels::new(addrs, master.clone(), deadline, Instant::now());
+                (None, Some((SentinelSocket::new(sentinels), None)))
+            }
         };
         #[cfg(feature = "tls")]
-        let tls = match (&config.tls_config, config.tls) {
-            (Some(tls), true) => Some(RedisTls {
+        let tls = match (&config.tls_config, server.filter(|_| config.tls)) {
+            (Some(tls), Some(server)) => Some(RedisTls {
                 config: tls.clone(),
                 name: ServerName::try_from(server.host.clone()).map_err(|e| {
                     format!(
@@ -75,19 +97,22 @@ impl RedisSocket {
                     )
                 })?,
             }),
-            (None, true) => {
+            (None, Some(_)) => {
                 return Err(format!(
                     "{config}: TLS to Redis needs ClusterConfig::tls_config (whom to trust)"
                 ));
             }
-            (_, false) => None,
+            (_, None) => None,
         };
         #[cfg(not(feature = "tls"))]
         if config.tls {
             return Err(format!("{config}: TLS to Redis needs the `tls` feature"));
         }
         Ok(RedisSocket {
-            addr: server.addr,
+            // With sentinels, the master they name at the first connection.
+            addr: server.map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |server| server.addr),
+            sentinel,
+            connected_once: false,
             #[cfg(feature = "tls")]
             tls,
             stream: None,
@@ -98,9 +123,121 @@ impl RedisSocket {
         })
     }
 
+    /// Whether the master's address comes from sentinels (the layout then holds their token).
+    pub(super) fn has_sentinels(&self) -> bool {
+        self.sentinel.is_some()
+    }
+
     /// Whether input is waiting that no new readiness edge will announce.
     pub(super) fn has_unread_input(&self) -> bool {
         self.unread
+            || self
+                .sentinel
+                .as_ref()
+                .is_some_and(|(socket, _)| socket.has_unread_input())
+    }
+
+    /// When the sentinels' connection has something to do (the link's deadlines are the core's).
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        self.sentinel
+            .as_ref()
+            .and_then(|(socket, _)| socket.sentinels.next_deadline())
+    }
+
+    /// A readiness event of the sentinel's socket.
+    pub(super) fn on_sentinel_event(
+        &mut self,
+        registry: &Registry,
+        layout: &Layout,
+        event: &Event,
+        chat: &mut Chat<Connection>,
+        now: Instant,
+    ) {
+        if let Some((socket, _)) = &mut self.sentinel {
+            socket.on_event(registry, event, now);
+        }
+        self.on_news(registry, layout, chat, now);
+    }
+
+    /// Acts on what the sentinels told: a master to connect to, a switch to follow (the
+    /// connection to the old master dropped, the new one made at once), or a round with no
+    /// master (the link's attempt failed: rule 6.5 meanwhile).
+    fn on_news(
+        &mut self,
+        registry: &Registry,
+        layout: &Layout,
+        chat: &mut Chat<Connection>,
+        now: Instant,
+    ) {
+        let Some((socket, _)) = &mut self.sentinel else {
+            return;
+        };
+        let master = socket.sentinels.master().to_string();
+        for news in socket.take_news() {
+            match news {
+                News::Master(addr) => {
+                    if let Some((_, fresh)) = &mut self.sentinel {
+                        *fresh = Some(addr);
+                    }
+                }
+                News::Switched(addr) => {
+                    info!("cluster: the sentinels switched {master} to {addr}");
+                    if self.stream.is_some() && self.addr != addr {
+                        self.drop_connection(registry, chat, now);
+                    }
+                    if self.stream.is_none() {
+                        if let Some((_, fresh)) = &mut self.sentinel {
+                            *fresh = Some(addr);
+                        }
+                        if let Some(link) = chat.cluster_mut() {
+                            link.retry_now(now);
+                        }
+                    }
+                }
+                News::NoMaster => {
+                    warn!("cluster: no sentinel named the master of {master}");
+                    if let Some(link) = chat.cluster_mut() {
+                        link.on_connecting(now);
+                    }
+                    chat.on_cluster_disconnected(now);
+                }
+            }
+        }
+        // A master named in this turn is connected to in this turn.
+        self.connect_if_wanted(registry, layout, chat, now);
+    }
+
+    /// A connection to make, if the link wants one: to the server, or to the master the
+    /// sentinels named (asked for first if none is at hand).
+    fn connect_if_wanted(
+        &mut self,
+        registry: &Registry,
+        layout: &Layout,
+        chat: &mut Chat<Connection>,
+        now: Instant,
+    ) {
+        let Some(link) = chat.cluster_mut() else {
+            return;
+        };
+        if self.stream.is_some() || !link.wants_connection(now) {
+            return;
+        }
+        if let Some((socket, fresh)) = &mut self.sentinel {
+            let Some(addr) = fresh.take() else {
+                socket.sentinels.ask(now);
+                return;
+            };
+            if self.connected_once && addr != self.addr {
+                info!("cluster: following a failover to {addr}");
+                link.on_failover();
+            }
+            self.addr = addr;
+        }
+        link.on_connecting(now);
+        if let Err(e) = self.connect(registry, layout) {
+            warn!("cluster: cannot connect to {}: {e}", self.addr);
+            chat.on_cluster_disconnected(now);
+        }
     }
 
     /// A readiness event of the socket.
@@ -120,6 +257,7 @@ impl RedisSocket {
                 Ok(true) => {
                     debug!("cluster: connected to {}", self.addr);
                     self.connecting = false;
+                    self.connected_once = true;
                     chat.on_cluster_connected(now);
                 }
                 Err(e) => {
@@ -163,15 +301,10 @@ impl RedisSocket {
             }
             self.drop_connection(registry, chat, now);
         }
-        let Some(link) = chat.cluster_mut() else {
-            return;
-        };
-        if self.stream.is_none() && link.wants_connection(now) {
-            link.on_connecting(now);
-            if let Err(e) = self.connect(registry, layout) {
-                warn!("cluster: cannot connect to {}: {e}", self.addr);
-                chat.on_cluster_disconnected(now);
-            }
+        self.connect_if_wanted(registry, layout, chat, now);
+        if let Some((socket, _)) = &mut self.sentinel {
+            socket.turn(registry, layout, now);
+            self.on_news(registry, layout, chat, now);
         }
     }
 
@@ -205,8 +338,17 @@ impl RedisSocket {
         }
     }
 
-    /// Closes the connection (the node has left, or the server is finished).
+    /// Closes the connections, the sentinel's too (the node has left, or the server is
+    /// finished).
     pub(super) fn close(&mut self, registry: &Registry) {
+        if let Some((socket, _)) = &mut self.sentinel {
+            socket.close(registry);
+        }
+        self.close_redis(registry);
+    }
+
+    /// Closes the connection to Redis.
+    fn close_redis(&mut self, registry: &Registry) {
         if let Some(mut stream) = self.stream.take() {
             let _ = registry.deregister(stream.socket());
         }
@@ -350,7 +492,7 @@ impl RedisSocket {
     }
 
     fn drop_connection(&mut self, registry: &Registry, chat: &mut Chat<Connection>, now: Instant) {
-        self.close(registry);
+        self.close_redis(registry);
         chat.on_cluster_disconnected(now);
     }
 }

@@ -145,11 +145,13 @@ impl Server {
             State::Running | State::Finished => None,
         };
         let metrics = self.metrics.as_ref().and_then(|m| m.next_deadline(now));
+        let sentinel = self.redis.as_ref().and_then(RedisSocket::next_deadline);
         [
             self.chat.next_deadline(),
             self.accept_paused_until,
             shutdown_deadline,
             metrics,
+            sentinel,
         ]
         .into_iter()
         .flatten()
@@ -263,6 +265,11 @@ impl Server {
             Source::Redis => {
                 if let Some(redis) = &mut self.redis {
                     redis.on_event(registry, event, &mut self.chat, now);
+                }
+            }
+            Source::Sentinel => {
+                if let Some(redis) = &mut self.redis {
+                    redis.on_sentinel_event(registry, &self.layout, event, &mut self.chat, now);
                 }
             }
             _ => {}

@@ -142,5 +142,18 @@ mod no_redis {
         pub(in crate::net) fn close(&mut self, _: &Registry) {
             match *self {}
         }
+        pub(in crate::net) fn next_deadline(&self) -> Option<Instant> {
+            match *self {}
+        }
+        pub(in crate::net) fn on_sentinel_event(
+            &mut self,
+            _: &Registry,
+            _: &Layout,
+            _: &Event,
+            _: &mut Chat<Connection>,
+            _: Instant,
+        ) {
+            match *self {}
+        }
     }
 }

@@ -7,7 +7,8 @@ use mio::Token;
 /// The listeners take the first tokens, in the order given (those of `Server::new` or
 /// `Server::bind`, then each added by `Server::with_tls_listener`); then the
 /// metrics endpoint, when it has one (1 + [`crate::METRICS_CONNECTIONS`] = 17 tokens); then the
-/// cluster's connection to Redis, when it is a node of a cluster (1 token); the rest are for
+/// cluster's connection to Redis, when it is a node of a cluster (1 token, and 1 more for its
+/// connection to a sentinel with `redis-sentinel://`); the rest are for
 /// connections, one per slab key. The server never registers, matches or reuses a token
 /// outside its share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

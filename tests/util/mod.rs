@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod redis;
+pub mod sentinel;
 pub mod tls;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -421,6 +422,34 @@ impl Client {
                 return None;
             }
         }
+    }
+
+    /// The next line if one comes within `timeout`; `None` if none does, or at end of stream
+    /// (plain TCP only: a TLS record cut by the timeout would be lost).
+    pub fn line_within(&mut self, timeout: Duration) -> Option<String> {
+        self.stream.set_read_timeout(Some(timeout)).unwrap();
+        let line = loop {
+            if let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
+                let mut line: Vec<u8> = self.pending.drain(..=end).collect();
+                line.pop();
+                break Some(String::from_utf8(line).expect("server sent UTF-8"));
+            }
+            match self.read_more() {
+                Ok(0) => break None,
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    break None;
+                }
+                Err(e) => panic!("read: {e}"),
+            }
+        };
+        self.stream.set_read_timeout(Some(WAIT)).unwrap();
+        line
     }
 
     /// Reads the next line and checks it.

@@ -21,7 +21,7 @@ use super::WAIT;
 
 /// `redis-server`, found on the PATH or installed (`apt-get install -y redis-server`) once per
 /// test process; a test that cannot have it fails and says how to install it.
-fn redis_server_binary() -> &'static PathBuf {
+pub fn redis_server_binary() -> &'static PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
         let find = || {
@@ -71,7 +71,7 @@ fn redis_server_binary() -> &'static PathBuf {
 
 /// A free loopback port (taken again at once by the caller; a race with another process is
 /// possible but rare).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -89,11 +89,11 @@ pub const NODE_PASSWORD: &str = "node-pw-7f3a";
 /// `ACL SETUSER` line (`tests/docs.rs` checks it).
 pub const NODE_ACL: &str = "resetkeys ~a-chat:node:* ~a-chat:name:* ~a-chat:cluster \
     ~a-chat:recovering resetchannels &a-chat:to:* -@all +hello +script|load +evalsha +subscribe \
-    +publish +del +exists +set +get +mget +pttl";
+    +publish +del +exists +set +get +mget +pttl +role";
 
 /// The user of the tests' own commands (`redis-cli`), allowed everything.
 pub const ADMIN_USER: &str = "admin";
-const ADMIN_PASSWORD: &str = "admin-pw-93c1";
+pub const ADMIN_PASSWORD: &str = "admin-pw-93c1";
 
 /// `redis-server`'s options for its users: `default` off, the node's, the admin's.
 fn user_options() -> Vec<String> {

@@ -22,6 +22,11 @@ pub(crate) enum LinkError {
     Refused { user: String, error: String },
     /// Redis refused the handshake's `request` with `error`: it is older than 6.
     TooOld { request: String, error: String },
+    /// `ROLE` did not say `master` (what it said, or the error it was refused with): the
+    /// sentinel's answer was stale (a demoted master, a replica).
+    NotMaster(String),
+    /// `ROLE` was refused with this error (an ACL user without `+role`).
+    RoleRefused(String),
     /// The connection was not made within the deadline.
     NotConnected(Duration),
     /// Redis did not answer `request` (if one waited) within the deadline.
@@ -57,6 +62,16 @@ impl fmt::Display for LinkError {
                 f,
                 "Redis refused {request} ({error}): Redis 6 or later is needed"
             ),
+            LinkError::NotMaster(role) => write!(
+                f,
+                "Redis at the address the sentinels gave is not the master (ROLE: {role}): \
+                 asking the sentinels again"
+            ),
+            LinkError::RoleRefused(error) => write!(
+                f,
+                "Redis refused ROLE ({error}): with redis-sentinel:// the node checks that it \
+                 reached the master, and its ACL user needs +role"
+            ),
             LinkError::NotConnected(deadline) => write!(
                 f,
                 "the connection to Redis was not made within {deadline:?}"
@@ -81,6 +96,7 @@ pub(crate) enum Shape {
     Integer,
     Integers(usize),
     Bytes(usize),
+    Strings(usize),
     Other,
 }
 
@@ -100,6 +116,7 @@ impl Shape {
             Some(Reply::Integer(_)) => Shape::Integer,
             Some(Reply::Integers(all)) => Shape::Integers(all.len()),
             Some(Reply::Bytes(range)) => Shape::Bytes(range.len()),
+            Some(Reply::Strings(all)) => Shape::Strings(all.len()),
             Some(Reply::Other) => Shape::Other,
         }
     }
@@ -115,6 +132,7 @@ impl fmt::Display for Shape {
             Shape::Integers(n) => write!(f, "an array of {n} integers"),
             Shape::Bytes(1) => write!(f, "a string of 1 byte"),
             Shape::Bytes(n) => write!(f, "a string of {n} bytes"),
+            Shape::Strings(n) => write!(f, "an array of {n} elements"),
             Shape::Other => write!(f, "a reply of another kind"),
         }
     }

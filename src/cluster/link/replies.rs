@@ -40,6 +40,18 @@ impl ClusterLink {
         let reply = reply.as_ref();
         match request {
             Request::Hello | Request::Release | Request::Publish => Ok(()),
+            Request::Role => match reply {
+                Some(Reply::Strings(parts)) if self.input_at(base, &parts[0]) == b"master" => {
+                    Ok(())
+                }
+                Some(Reply::Strings(parts)) => Err(LinkError::NotMaster(
+                    String::from_utf8_lossy(self.input_at(base, &parts[0]))
+                        .chars()
+                        .take(32)
+                        .collect(),
+                )),
+                _ => Err(unexpected(&request, reply)),
+            },
             Request::Load(sha) => match reply {
                 Some(Reply::Bytes(range)) if self.input_at(base, range) == sha.as_bytes() => Ok(()),
                 _ => Err(unexpected(&request, reply)),
@@ -98,6 +110,9 @@ impl ClusterLink {
     fn on_error_reply(&mut self, request: Request, error: &str) -> Result<(), LinkError> {
         // Redis may echo a command's arguments in its error (an old one refusing HELLO does).
         let error = &self.scrubbed(error);
+        if matches!(request, Request::Role) {
+            return Err(LinkError::RoleRefused(error.chars().take(200).collect()));
+        }
         if matches!(request, Request::Hello | Request::Load(_)) {
             if error.starts_with("NOAUTH") {
                 return Err(LinkError::NoAuth);

@@ -12,6 +12,8 @@ use crate::cluster::route_batch::RouteBatch;
 #[derive(Debug)]
 pub(super) enum Request {
     Hello,
+    /// `ROLE`, when the address came from a sentinel: it must say `master`.
+    Role,
     /// `SCRIPT LOAD` of the script whose SHA1 is this.
     Load(&'static str),
     Subscribe,
@@ -41,6 +43,7 @@ impl fmt::Display for Request {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Request::Hello => write!(f, "HELLO"),
+            Request::Role => write!(f, "ROLE"),
             Request::Load(sha) => write!(f, "SCRIPT LOAD of {sha}"),
             Request::Subscribe => write!(f, "SUBSCRIBE"),
             Request::Hold { .. } => write!(f, "the hold's renewal"),

@@ -98,6 +98,15 @@ impl State {
         }
     }
 
+    /// While down: the next attempt at `now` at the latest, and the back-off back at its
+    /// minimum (a sentinel named a new master).
+    pub(super) fn retry_now(&mut self, now: Instant) {
+        if let State::Down { retry_at, backoff } = self {
+            *retry_at = (*retry_at).min(now);
+            *backoff = MIN_BACKOFF;
+        }
+    }
+
     /// The driver started connecting at `now`.
     pub(super) fn on_connecting(&mut self, now: Instant) {
         if !self.has_left() {

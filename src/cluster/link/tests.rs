@@ -589,3 +589,44 @@ fn claims_releases_routes_and_bounces_name_their_connections() {
     assert_eq!(sent[2][4], "M,n1,18446744073709551615,alice,carol,hi\n");
     assert_eq!(sent[3], ["PUBLISH", "a-chat:to:n2", "B,7,erin,dave\n"]);
 }
+
+#[test]
+fn with_sentinels_each_connection_checks_that_redis_is_the_master() {
+    let now = Instant::now();
+    let hello = b"%1\r\n+proto\r\n:3\r\n";
+    for (role, joins) in [
+        (&b"*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n"[..], true),
+        (
+            &b"*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:7000\r\n$9\r\nconnected\r\n:1\r\n"[..],
+            false,
+        ),
+        (
+            &b"-NOPERM this user has no permissions to run the 'role' command\r\n"[..],
+            false,
+        ),
+    ] {
+        let mut link = ClusterLink::new("n1".into(), TTL, now);
+        link.check_role();
+        link.on_connecting(now);
+        link.on_connected(now, std::iter::empty());
+        link.flush();
+        let sent = commands(&mut link);
+        assert_eq!(sent[1], vec!["ROLE"], "{sent:?}");
+        let mut replies = hello.to_vec();
+        replies.extend_from_slice(role);
+        replies.extend_from_slice(&handshake_replies()[hello.len()..]);
+        match link.on_input(&replies, now) {
+            Ok(()) => assert!(joins && link.is_available()),
+            Err(error) => {
+                assert!(!joins, "{error}");
+                let error = error.to_string();
+                assert!(
+                    error.starts_with(
+                        "Redis at the address the sentinels gave is not the master (ROLE: slave)"
+                    ) || error.ends_with("its ACL user needs +role"),
+                    "{error}"
+                );
+            }
+        }
+    }
+}

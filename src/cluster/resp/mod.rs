@@ -99,6 +99,9 @@ pub(crate) enum Reply {
     Integer(i64),
     Integers(Vec<i64>),
     Bytes(Range<usize>),
+    /// An array whose first element is a string (a sentinel's address, a `ROLE`): its string
+    /// elements (others are empty ranges, as in a push).
+    Strings(Vec<Range<usize>>),
     /// Anything else (a map, a null, an array of something else).
     Other,
 }
@@ -120,22 +123,21 @@ pub(crate) fn decode_frame(input: &[u8]) -> Result<Frame, ReplyError> {
     let text =
         |(start, end): (usize, usize)| String::from_utf8_lossy(&input[start..end]).into_owned();
     Ok(match frame {
-        RangeFrame::Push { data, .. } => Frame::Push(
-            data.iter()
-                .map(|part| match part {
-                    RangeFrame::BlobString { data, .. } | RangeFrame::SimpleString { data, .. } => {
-                        data.0..data.1
-                    }
-                    _ => 0..0,
-                })
-                .collect(),
-        ),
+        RangeFrame::Push { data, .. } => Frame::Push(data.iter().map(string_range).collect()),
         RangeFrame::SimpleError { data, .. } | RangeFrame::BlobError { data, .. } => {
             Frame::Error(text(data))
         }
         RangeFrame::Number { data, .. } => Frame::Reply(Reply::Integer(data)),
         RangeFrame::BlobString { data, .. } | RangeFrame::SimpleString { data, .. } => {
             Frame::Reply(Reply::Bytes(data.0..data.1))
+        }
+        RangeFrame::Array { data, .. }
+            if matches!(
+                data.first(),
+                Some(RangeFrame::BlobString { .. } | RangeFrame::SimpleString { .. })
+            ) =>
+        {
+            Frame::Reply(Reply::Strings(data.iter().map(string_range).collect()))
         }
         RangeFrame::Array { data, .. } => {
             let numbers: Option<Vec<i64>> = data
@@ -149,6 +151,29 @@ pub(crate) fn decode_frame(input: &[u8]) -> Result<Frame, ReplyError> {
         }
         _ => Frame::Reply(Reply::Other),
     })
+}
+
+/// Where a string element's bytes are; an empty range for an element of another kind.
+fn string_range(part: &RangeFrame) -> Range<usize> {
+    match part {
+        RangeFrame::BlobString { data, .. } | RangeFrame::SimpleString { data, .. } => {
+            data.0..data.1
+        }
+        _ => 0..0,
+    }
+}
+
+/// Appends a read's `bytes` to `input`, the bytes from Redis not decoded yet, growing it (by
+/// doubling) no further than [`MAX_REPLY`] plus one read: the scanner refuses a larger frame,
+/// so that is all a connection's input ever holds.
+pub(crate) fn append_input(input: &mut Vec<u8>, bytes: &[u8]) {
+    let needed = input.len() + bytes.len();
+    if needed > input.capacity() {
+        let bound = (MAX_REPLY + bytes.len()).max(needed);
+        let target = (input.capacity() * 2).clamp(needed, bound);
+        input.reserve_exact(target - input.len());
+    }
+    input.extend_from_slice(bytes);
 }
 
 #[cfg(test)]

@@ -35,6 +35,7 @@ impl Server {
             listeners: listeners.len(),
             metrics: false,
             redis: false,
+            sentinel: false,
         };
         layout.check_share(config.max_conns)?;
         let addrs = listeners
@@ -136,11 +137,15 @@ impl Server {
         config.check_credentials().map_err(invalid)?;
         let socket = RedisSocket::new(&config).map_err(invalid)?;
         self.layout.redis = true;
+        self.layout.sentinel = socket.has_sentinels();
         self.layout.check_share(self.chat.config().max_conns)?;
         let node = crate::net::redis::node_id(self.addrs.first().or(self.tls_addrs.first()));
         let mut link = crate::cluster::ClusterLink::new(node, config.ttl, Instant::now());
         if let Some(password) = config.password.clone() {
             link = link.with_credentials(config.user_or_default().to_string(), password);
+        }
+        if socket.has_sentinels() {
+            link.check_role();
         }
         self.chat.join_cluster(link);
         self.redis = Some(socket);
