@@ -308,3 +308,46 @@ fn a_half_sent_frame_at_shutdown_does_not_stop_it() {
     drop(alice);
     assert!(server.wait_exit(WAIT).success(), "{}", server.stderr());
 }
+
+#[test]
+fn wss_browsers_chat_with_plain_peers_and_get_1001_at_shutdown() {
+    let files = util::tls::files();
+    let mut server = ServerProcess::start(&[
+        "--listen-wss",
+        "127.0.0.1:0",
+        "--tls-cert",
+        files.cert.to_str().unwrap(),
+        "--tls-key",
+        files.key.to_str().unwrap(),
+    ]);
+    let addr = server.wss_addrs[0];
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(WAIT)).unwrap();
+    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+    let session = rustls::ClientConnection::new(util::tls::client_config(false), name).unwrap();
+    let tls = rustls::StreamOwned::new(session, tcp);
+    let (mut browser, _) = tungstenite::client::client(format!("wss://{addr}/chat"), tls)
+        .expect("an upgrade over TLS");
+    let mut plain = Client::login(server.addr(), "plain");
+    browser.send(Message::text("secure")).unwrap();
+    browser.send(Message::text("plain: over wss")).unwrap();
+    plain.expect("from secure: over wss");
+    plain.send("secure: back\n");
+    let text = loop {
+        if let Message::Text(text) = browser.read().unwrap() {
+            break text.to_string();
+        }
+    };
+    assert_eq!(text, "from plain: back");
+    server.signal(Signal::TERM);
+    let code = loop {
+        if let Message::Close(frame) = browser.read().unwrap() {
+            break frame.map(|frame| u16::from(frame.code));
+        }
+    };
+    assert_eq!(code, Some(1001));
+    let _ = browser.close(None);
+    let _ = browser.flush();
+    plain.shutdown_write();
+    assert!(server.wait_exit(WAIT).success(), "{}", server.stderr());
+}
