@@ -336,7 +336,8 @@ impl Decoder {
             *size = size.saturating_add(length);
             if *size > self.limit as u64 {
                 let size = *size;
-                // What follows is still framed: the rest of this frame is skipped.
+                // What follows is still framed: the rest of this frame is skipped, and
+                // decoding goes on to find the client's close.
                 self.frame = Some(Payload {
                     kind,
                     is_final: header.is_final,
@@ -344,10 +345,11 @@ impl Decoder {
                     mask,
                     phase: 0,
                 });
-                return Err(Violation::TooLarge {
+                self.violated(Violation::TooLarge {
                     size,
                     limit: self.limit,
                 });
+                return Ok(());
             }
         }
         self.frame = Some(Payload {
