@@ -13,7 +13,7 @@ const MAX_HEADERS: usize = 32;
 pub enum HeadError {
     /// Not HTTP/1.x: 400.
     Malformed,
-    /// The head did not end within [`MAX_REQUEST`] bytes, or has too many headers: 431.
+    /// The head did not end within 4 KiB, or has more than 32 headers: 431.
     TooLarge,
 }
 

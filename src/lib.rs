@@ -82,6 +82,8 @@
 //!   - [`process`]: the open-file limit, physical memory, resident memory and CPU time.
 //!   - [`io_errors`]: `would_block` and `interrupted`, the errors a non-blocking loop handles
 //!     by name.
+//!   - `ws` (feature `ws`): browsers' WebSockets as a [`core::Transport`] (the page, the
+//!     upgrade, frames), for `Server::with_ws_listener` and `Server::with_wss_listener`.
 //!   - `tls` (feature `tls`): TLS sessions with rustls as a [`core::Transport`], and PEM
 //!     loading.
 //!   - cluster mode (feature `cluster`, `src/cluster/`): its one public item is
