@@ -3,13 +3,14 @@
 //! fuzzer) and is a [`Transport`] itself, so the core above it does not change. It answers the
 //! HTTP request that opens the connection (`upgrade.rs`: the chat page at `/`, the upgrade at
 //! `/chat`, short errors), then turns the client's text messages into the chat's bytes and the
-//! chat's lines into text frames (`frames.rs`), and does the control frames itself.
+//! chat's lines into text frames (`decode.rs`, `encode.rs`), and does the control frames itself.
 
-mod frames;
+mod decode;
+mod encode;
 mod upgrade;
 
 pub use crate::http_head::HeadError;
-pub use frames::Violation;
+pub use decode::Violation;
 pub use upgrade::{PAGE, Refusal};
 
 use std::fmt;
@@ -21,7 +22,8 @@ use tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
 use crate::chat::Transport;
 use crate::http_head::RequestReader;
 use crate::io_errors::{interrupted, would_block};
-use frames::{Decoder, Encoder, close_frame, own_frame};
+use decode::Decoder;
+use encode::{Encoder, close_frame, own_frame};
 use upgrade::Answer;
 
 /// The bytes a message may carry beyond `--max-line`: a line's `\r\n`, and a few lines' `\n`
@@ -123,7 +125,7 @@ pub struct WsTransport<S> {
     /// more. Invariant: no capacity once empty.
     early: Vec<u8>,
     /// The latest ping's payload, waiting to be answered.
-    pong: Option<([u8; frames::MAX_CONTROL_PAYLOAD], usize)>,
+    pong: Option<([u8; decode::MAX_CONTROL_PAYLOAD], usize)>,
     /// Notices owed for binary messages.
     notices: u32,
     /// The close frame to send, with its code, when nothing else is under way.
@@ -498,5 +500,7 @@ impl<S: Transport> Transport for WsTransport<S> {
     }
 }
 
+#[cfg(test)]
+mod frame_tests;
 #[cfg(test)]
 mod tests;

@@ -3,7 +3,10 @@
 
 use std::io::IoSlice;
 
-use super::*;
+use tungstenite::protocol::frame::coding::CloseCode;
+
+use super::decode::*;
+use super::encode::*;
 
 /// A masked client frame.
 fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
