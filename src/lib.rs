@@ -82,6 +82,8 @@
 //!   - [`process`]: the open-file limit, physical memory, resident memory and CPU time.
 //!   - [`io_errors`]: `would_block` and `interrupted`, the errors a non-blocking loop handles
 //!     by name.
+//!   - `ws` (feature `ws`): browsers' WebSockets as a [`core::Transport`] (the page, the
+//!     upgrade, frames), for `Server::with_ws_listener` and `Server::with_wss_listener`.
 //!   - `tls` (feature `tls`): TLS sessions with rustls as a [`core::Transport`], and PEM
 //!     loading.
 //!   - cluster mode (feature `cluster`, `src/cluster/`): its public items are
@@ -108,6 +110,8 @@ mod chat;
 mod cluster;
 mod config;
 pub mod core;
+#[cfg(any(feature = "metrics", feature = "ws"))]
+mod http_head;
 pub mod io_errors;
 pub mod metrics;
 mod net;
@@ -117,6 +121,8 @@ pub mod sim;
 mod stats;
 #[cfg(feature = "tls")]
 pub mod tls;
+#[cfg(feature = "ws")]
+pub mod ws;
 
 pub use crate::core::parse::LineError;
 #[cfg(feature = "cluster")]

@@ -228,6 +228,37 @@ fn over_tls_with_a_given_ca() {
     assert!(!output.status.success());
 }
 
+#[test]
+fn over_websockets_plain_and_tls() {
+    let files = util::tls::files();
+    let server = ServerProcess::start(&[
+        "--listen-ws",
+        "127.0.0.1:0",
+        "--listen-wss",
+        "127.0.0.1:0",
+        "--tls-cert",
+        files.cert.to_str().unwrap(),
+        "--tls-key",
+        files.key.to_str().unwrap(),
+    ]);
+    let ca = files.ca.to_str().unwrap().to_string();
+    let args = ["--conns", "40", "--messages", "30", "--fanout", "2"];
+    let ws = bench(server.ws_addrs[0], &[&["--ws"][..], &args].concat());
+    let wss = bench(
+        server.wss_addrs[0],
+        &[&["--ws", "--tls", "--ca", &ca][..], &args].concat(),
+    );
+    for output in [ws, wss] {
+        let json = String::from_utf8(output.stdout).unwrap();
+        assert!(output.status.success(), "bench failed: {json}");
+        assert_eq!(number(&json, "delivered"), 40.0 * 30.0 * 2.0);
+        assert_eq!(number(&json, "lost"), 0.0);
+    }
+    // A plain bench at a WebSocket port gets HTTP errors, not a hang.
+    let output = bench(server.ws_addrs[0], &["--conns", "2", "--messages", "1"]);
+    assert!(!output.status.success());
+}
+
 /// The sweep's JSON, parsed.
 fn sweep_json(output: &Output) -> serde_json::Value {
     let text = String::from_utf8_lossy(&output.stdout);

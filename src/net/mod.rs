@@ -5,7 +5,7 @@
 //! | `server.rs` | [`Server`]: the loop: events, the turn, timers, shutdown |
 //! | `server/setup.rs` | making a server, its optional sources, registering it |
 //! | `server/accept.rs` | accepting: admitting connections, the accept back-off |
-//! | `connection.rs` | a TCP connection as a [`crate::core::Transport`] |
+//! | `connection.rs` | a TCP connection as a [`crate::core::Transport`], plain, TLS or WebSocket |
 //! | `handshakes.rs` | TLS handshakes queued, a bounded number of steps per turn |
 //! | `layout.rs` | what each token of the server's share stands for |
 //! | `metrics.rs` | the `GET /metrics` endpoint: its listener and HTTP connections |

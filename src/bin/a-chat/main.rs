@@ -9,6 +9,7 @@ mod logger;
 mod serve;
 mod stream;
 mod tls_client;
+mod ws_client;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -10,6 +10,8 @@ use mio::net::TcpStream;
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 
+use crate::ws_client::WsClient;
+
 /// Where a client speaks TLS to: its configuration and the name the certificate must show.
 #[derive(Debug, Clone)]
 pub struct TlsTarget {
@@ -17,11 +19,13 @@ pub struct TlsTarget {
     pub name: ServerName<'static>,
 }
 
-/// A connected stream, plain or TLS.
+/// A connected stream, plain or TLS, or a WebSocket over either (the bench's `--ws`, `--wss`).
 #[derive(Debug)]
 pub enum ClientStream {
     Plain(TcpStream),
     Tls(Box<TlsTransport<TcpStream>>),
+    Ws(Box<WsClient<TcpStream>>),
+    Wss(Box<WsClient<TlsTransport<TcpStream>>>),
 }
 
 impl ClientStream {
@@ -37,11 +41,26 @@ impl ClientStream {
         })
     }
 
+    /// `stream` as a WebSocket client of `host`, over TLS to `tls` when given.
+    pub fn websocket(
+        stream: TcpStream,
+        tls: Option<&TlsTarget>,
+        host: &str,
+    ) -> io::Result<ClientStream> {
+        Ok(match ClientStream::new(stream, tls)? {
+            ClientStream::Plain(tcp) => ClientStream::Ws(Box::new(WsClient::new(tcp, host))),
+            ClientStream::Tls(tls) => ClientStream::Wss(Box::new(WsClient::new(*tls, host))),
+            other => other,
+        })
+    }
+
     /// The socket, to register and ask about.
     pub fn socket(&mut self) -> &mut TcpStream {
         match self {
             ClientStream::Plain(stream) => stream,
             ClientStream::Tls(tls) => tls.get_mut(),
+            ClientStream::Ws(ws) => ws.get_mut(),
+            ClientStream::Wss(ws) => ws.get_mut().get_mut(),
         }
     }
 
@@ -49,19 +68,22 @@ impl ClientStream {
         match self {
             ClientStream::Plain(stream) => stream,
             ClientStream::Tls(tls) => tls.as_mut(),
+            ClientStream::Ws(ws) => ws.as_mut(),
+            ClientStream::Wss(ws) => ws.as_mut(),
         }
     }
 
     /// Whether it speaks TLS.
     pub fn is_tls(&self) -> bool {
-        matches!(self, ClientStream::Tls(_))
+        matches!(self, ClientStream::Tls(_) | ClientStream::Wss(_))
     }
 
     /// Whether it is a TLS session whose handshake is not over.
     pub fn is_handshaking(&self) -> bool {
         match self {
-            ClientStream::Plain(_) => false,
             ClientStream::Tls(tls) => tls.is_handshaking(),
+            ClientStream::Wss(ws) => ws.get_ref().is_handshaking(),
+            _ => false,
         }
     }
 
@@ -70,6 +92,8 @@ impl ClientStream {
         match self {
             ClientStream::Plain(_) => false,
             ClientStream::Tls(tls) => tls.wants_write(),
+            ClientStream::Ws(ws) => ws.wants_write(),
+            ClientStream::Wss(ws) => ws.wants_write(),
         }
     }
 

@@ -82,6 +82,10 @@ pub struct BenchArgs {
     pub progress: bool,
     #[command(flatten)]
     pub tls: TlsClientArgs,
+    /// Speak WebSocket (`ws://ADDR/chat`, a server's --listen-ws; with --tls, `wss://`, a
+    /// server's --listen-wss): each line one text message.
+    #[arg(long)]
+    pub ws: bool,
     #[command(flatten)]
     pub sweep: SweepArgs,
 }
@@ -180,6 +184,8 @@ pub struct Plan {
     pub prefix: String,
     /// Speak TLS: per node, the server name to check and the configuration.
     pub tls: Option<Vec<TlsTarget>>,
+    /// Speak WebSocket (over TLS when `tls` is set too).
+    pub ws: bool,
     /// Receivers only on other nodes than their sender's.
     pub cross_nodes: bool,
     /// Show live progress on standard error.
@@ -303,6 +309,7 @@ impl Plan {
             hold: args.hold,
             prefix: args.prefix.clone(),
             tls: None,
+            ws: args.ws,
             cross_nodes: args.cross_node,
             progress: args.progress || !args.json,
         };
@@ -331,7 +338,7 @@ impl Plan {
             return Err(format!("--senders must be 1 to --conns ({})", args.conns));
         }
         let nodes = plan.addrs.len();
-        if args.cross_node && (nodes < 2 || args.conns % nodes != 0) {
+        if args.cross_node && (nodes < 2 || !args.conns.is_multiple_of(nodes)) {
             return Err(format!(
                 "--cross-node needs several --addr and --conns a multiple of them ({nodes})"
             ));

@@ -74,9 +74,15 @@ impl Conn {
         token: Token,
         (addr, source): (SocketAddr, Option<IpAddr>),
         tls: Option<&TlsTarget>,
+        ws: bool,
         now: Instant,
     ) -> io::Result<()> {
-        let mut stream = ClientStream::new(open_stream(addr, source)?, tls)?;
+        let socket = open_stream(addr, source)?;
+        let mut stream = if ws {
+            ClientStream::websocket(socket, tls, &addr.to_string())?
+        } else {
+            ClientStream::new(socket, tls)?
+        };
         let interest = Interest::READABLE | Interest::WRITABLE;
         registry.register(stream.socket(), token, interest)?;
         self.stream = Some(stream);

@@ -43,7 +43,14 @@ impl Driver {
         let ((node, addr), registry) = (self.plan.node_of(index), self.poll.registry());
         let source = source_address(addr, index);
         let tls = self.plan.tls.as_ref().map(|targets| &targets[node]);
-        match self.conns[index].connect(registry, Token(index), (addr, source), tls, now) {
+        match self.conns[index].connect(
+            registry,
+            Token(index),
+            (addr, source),
+            tls,
+            self.plan.ws,
+            now,
+        ) {
             Ok(()) => self.in_flight += 1,
             // Counted as failed; the rest still try (the report says how many held).
             Err(e) => self.fail(index, "connect", &e),
