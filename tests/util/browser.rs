@@ -168,14 +168,18 @@ impl Page<'_> {
         self.browser.block_on(what, command(client))
     }
 
-    /// Logs in as `name` through the name field (typed, then Enter), and waits until the
-    /// message line is enabled.
-    pub fn login(&self, name: &str) {
+    /// Types `name` into the name field and presses Enter.
+    pub fn join(&self, name: &str) {
         let keys = format!("{name}{}", char::from(Key::Enter));
         self.run("typing the name", |c| async move {
             c.find(Locator::Id("name")).await?.send_keys(&keys).await
         });
-        self.wait_for_css("#line:enabled");
+    }
+
+    /// Logs in as `name` ([`Page::join`]) and waits until the message line has the focus.
+    pub fn login(&self, name: &str) {
+        self.join(name);
+        self.wait_for_css("#line:enabled:focus");
     }
 
     /// Types `line` into the message line (emptied first) and presses Enter.
@@ -238,6 +242,14 @@ impl Page<'_> {
             xpath_literal(text)
         );
         self.wait_for_element(Locator::XPath(&xpath), &format!("{kind:?} {text:?}"));
+    }
+
+    /// Waits until the log shows the connection's close, and returns what it says.
+    pub fn closed(&self) -> String {
+        self.wait_for_css("#log li.closed");
+        let entries = self.entries();
+        let (_, text) = entries.iter().find(|(kind, _)| kind == "closed").unwrap();
+        text.clone()
     }
 
     /// Waits until an element matches the CSS selector `css`.
