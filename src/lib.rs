@@ -106,6 +106,8 @@ mod chat;
 mod cluster;
 mod config;
 pub mod core;
+#[cfg(any(feature = "metrics", feature = "ws"))]
+mod http_head;
 pub mod io_errors;
 pub mod metrics;
 mod net;
@@ -115,6 +117,8 @@ pub mod sim;
 mod stats;
 #[cfg(feature = "tls")]
 pub mod tls;
+#[cfg(feature = "ws")]
+pub mod ws;
 
 pub use crate::core::parse::LineError;
 #[cfg(feature = "cluster")]

@@ -1,5 +1,6 @@
 //! Section 2 of the contract against the real server: login, routing, notices and ordering;
-//! every test runs twice, over plain TCP (`plain::`) and over TLS (`tls::`, section 8).
+//! every test runs three times, over plain TCP (`plain::`), over TLS (`tls::`, section 8) and
+//! over a WebSocket (`ws::`, section 10: each line one text message).
 
 mod util;
 
@@ -15,6 +16,9 @@ macro_rules! over_both {
         }
         mod tls {
             $(#[test] fn $name() { super::$name(super::Net::Tls) })*
+        }
+        mod ws {
+            $(#[test] fn $name() { super::$name(super::Net::Ws) })*
         }
     };
 }

@@ -173,7 +173,7 @@ impl<T: Transport> Chat<T> {
 
     /// `key`'s queue is empty: a closing connection has its write side shut, then lingers,
     /// reading and dropping its input until the peer closes (or is closed at once if the peer
-    /// already has). In cluster mode, not before its lookups in flight are answered.
+    /// already has, unless the transport [`Transport::lingers`]). In cluster mode, not before its lookups in flight are answered.
     pub(super) fn on_flushed(&mut self, key: usize, now: Instant) {
         let peer = &mut self.peers[key];
         let Phase::Closing {
@@ -193,7 +193,7 @@ impl<T: Transport> Chat<T> {
         }
         if let Err(e) = peer.io.shutdown_write() {
             self.close_now(key, CloseReason::Io(e.kind()));
-        } else if input_ended {
+        } else if input_ended && !peer.io.lingers() {
             self.close_now(key, reason);
         } else {
             let deadline = self.close_deadline(now, self.config.linger);

@@ -28,4 +28,13 @@ pub trait Transport: Read + Write {
     fn is_closed_by_peer(&mut self) -> bool {
         false
     }
+
+    /// Whether, its write side shut after the peer's input ended, the connection must still
+    /// linger before it closes: bytes of the transport's own still to write, or the peer's
+    /// half of a close handshake to wait for (a WebSocket's close frame). The core then lingers
+    /// as after a notice (input read and dropped until the peer closes or the grace period
+    /// ends) instead of closing at once. Without such a handshake, `false`.
+    fn lingers(&self) -> bool {
+        false
+    }
 }

@@ -1,12 +1,8 @@
-//! One HTTP/1.1 exchange of the metrics endpoint, without IO: request bytes in (parsed with
-//! `httparse`), one response out, then `Connection: close`. `GET /metrics` is the only
+//! One HTTP/1.1 exchange of the metrics endpoint, without IO: request bytes in (the head read
+//! by `crate::http_head`), one response out, then `Connection: close`. `GET /metrics` is the only
 //! resource; anything else gets a short error.
 
-/// The most bytes a request head may take; a larger one gets 431 and the connection closes.
-pub(crate) const MAX_REQUEST: usize = 4096;
-
-/// The most headers a request may carry.
-const MAX_HEADERS: usize = 32;
+use crate::http_head::{self, HeadError};
 
 /// What a complete (or hopeless) request asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,43 +15,29 @@ pub(crate) enum Request {
     MethodNotAllowed,
     /// Not HTTP/1.x: 400.
     Malformed,
-    /// The head did not end within [`MAX_REQUEST`] bytes: 431.
+    /// The head did not end within [`http_head::MAX_REQUEST`] bytes: 431.
     TooLarge,
 }
 
 /// The request head read so far.
 #[derive(Debug, Default)]
-pub(crate) struct RequestReader {
-    /// Invariant: at most [`MAX_REQUEST`] bytes, and not a complete head.
-    head: Vec<u8>,
-}
+pub(crate) struct RequestReader(http_head::RequestReader);
 
 impl RequestReader {
     /// Takes `bytes` that arrived; returns the request once its head is complete (what
     /// follows the head, a body or a second request, is not looked at), or once it cannot be
-    /// one. `None`: incomplete, waiting for more ("incomplete data is not considered invalid").
+    /// one. `None`: incomplete, waiting for more.
     pub(crate) fn feed(&mut self, bytes: &[u8]) -> Option<Request> {
-        let room = MAX_REQUEST - self.head.len();
-        let overflow = bytes.len() > room;
-        self.head.extend_from_slice(&bytes[..bytes.len().min(room)]);
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut request = httparse::Request::new(&mut headers);
-        match request.parse(&self.head) {
-            Ok(httparse::Status::Complete(_)) => Some(classify(&request)),
-            Ok(httparse::Status::Partial) if overflow || self.head.len() == MAX_REQUEST => {
-                Some(Request::TooLarge)
-            }
-            Ok(httparse::Status::Partial) => None,
-            Err(httparse::Error::TooManyHeaders) => Some(Request::TooLarge),
-            Err(_) => Some(Request::Malformed),
-        }
+        Some(match self.0.feed(bytes, classify)? {
+            Ok((request, _)) => request,
+            Err(HeadError::Malformed) => Request::Malformed,
+            Err(HeadError::TooLarge) => Request::TooLarge,
+        })
     }
 }
 
 fn classify(request: &httparse::Request<'_, '_>) -> Request {
-    let path = request.path.unwrap_or("");
-    let path = path.split_once('?').map_or(path, |(path, _)| path);
-    match (request.method, path) {
+    match (request.method, http_head::path(request)) {
         (Some("GET"), "/metrics") => Request::Metrics,
         (_, "/metrics") => Request::MethodNotAllowed,
         _ => Request::NotFound,
@@ -64,31 +46,22 @@ fn classify(request: &httparse::Request<'_, '_>) -> Request {
 
 /// The whole response to `request`; `body` makes the metrics text when it is asked for.
 pub(crate) fn respond(request: Request, body: impl FnOnce() -> String) -> Vec<u8> {
-    let (status, extra, content_type, body) = match request {
-        Request::Metrics => ("200 OK", "", super::CONTENT_TYPE, body()),
-        Request::NotFound => ("404 Not Found", "", "text/plain", "try /metrics\n".into()),
-        Request::MethodNotAllowed => (
+    match request {
+        Request::Metrics => {
+            http_head::response("200 OK", "", super::CONTENT_TYPE, body().as_bytes())
+        }
+        Request::NotFound => {
+            http_head::response("404 Not Found", "", "text/plain", b"try /metrics\n")
+        }
+        Request::MethodNotAllowed => http_head::response(
             "405 Method Not Allowed",
             "Allow: GET\r\n",
             "text/plain",
-            "only GET\n".into(),
+            b"only GET\n",
         ),
-        Request::Malformed => ("400 Bad Request", "", "text/plain", "bad request\n".into()),
-        Request::TooLarge => (
-            "431 Request Header Fields Too Large",
-            "",
-            "text/plain",
-            "request too large\n".into(),
-        ),
-    };
-    let mut response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
-         Connection: close\r\n{extra}\r\n",
-        body.len()
-    )
-    .into_bytes();
-    response.extend_from_slice(body.as_bytes());
-    response
+        Request::Malformed => http_head::error_response(HeadError::Malformed),
+        Request::TooLarge => http_head::error_response(HeadError::TooLarge),
+    }
 }
 
 #[cfg(test)]
@@ -123,22 +96,6 @@ mod tests {
             assert_eq!(reader.feed(&[*byte]), None);
         }
         assert_eq!(reader.feed(b"\n"), Some(Request::Metrics));
-    }
-
-    #[test]
-    fn a_head_that_does_not_end_is_cut_off() {
-        let mut reader = RequestReader::default();
-        assert_eq!(reader.feed(b"GET /metrics HTTP/1.1\r\n"), None);
-        let header = format!("X-Pad: {}\r\n", "p".repeat(100));
-        let mut verdict = None;
-        for _ in 0..100 {
-            verdict = reader.feed(header.as_bytes());
-            if verdict.is_some() {
-                break;
-            }
-        }
-        assert_eq!(verdict, Some(Request::TooLarge));
-        assert!(reader.head.len() <= MAX_REQUEST);
     }
 
     #[test]

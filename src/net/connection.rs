@@ -8,6 +8,8 @@ use mio::net::TcpStream;
 use crate::chat::Transport;
 #[cfg(feature = "tls")]
 use crate::tls::TlsTransport;
+#[cfg(feature = "ws")]
+use crate::ws::WsTransport;
 
 /// A `mio` TCP stream is a plain [`Transport`].
 impl Transport for TcpStream {
@@ -29,13 +31,17 @@ impl Transport for TcpStream {
     }
 }
 
-/// A connection's stream: plain, or a TLS session over TCP (boxed: it is large, and a plain
-/// connection should not pay for it).
+/// A connection's stream: plain, a TLS session over TCP, a WebSocket over either (boxed: they
+/// are large, and a plain connection should not pay for them).
 #[derive(Debug)]
 pub(super) enum Stream {
     Plain(TcpStream),
     #[cfg(feature = "tls")]
     Tls(Box<TlsTransport<TcpStream>>),
+    #[cfg(feature = "ws")]
+    Ws(Box<WsTransport<TcpStream>>),
+    #[cfg(all(feature = "ws", feature = "tls"))]
+    Wss(Box<WsTransport<TlsTransport<TcpStream>>>),
 }
 
 /// A connection's stream and whether `WRITABLE` is in its registered interest (only while it
@@ -70,8 +76,10 @@ impl Connection {
     #[cfg(feature = "tls")]
     pub(super) fn is_handshaking(&self) -> bool {
         match &self.stream {
-            Stream::Plain(_) => false,
             Stream::Tls(tls) => tls.is_handshaking(),
+            #[cfg(feature = "ws")]
+            Stream::Wss(wss) => wss.get_ref().is_handshaking(),
+            _ => false,
         }
     }
 
@@ -81,6 +89,10 @@ impl Connection {
             Stream::Plain(tcp) => tcp,
             #[cfg(feature = "tls")]
             Stream::Tls(tls) => tls.get_mut(),
+            #[cfg(feature = "ws")]
+            Stream::Ws(ws) => ws.get_mut(),
+            #[cfg(all(feature = "ws", feature = "tls"))]
+            Stream::Wss(wss) => wss.get_mut().get_mut(),
         }
     }
 
@@ -88,8 +100,21 @@ impl Connection {
     #[cfg(feature = "tls")]
     pub(super) fn take_tls_failure(&mut self) -> Option<crate::tls::TlsError> {
         match &mut self.stream {
-            Stream::Plain(_) => None,
             Stream::Tls(tls) => tls.take_failure(),
+            #[cfg(feature = "ws")]
+            Stream::Wss(wss) => wss.get_mut().take_failure(),
+            _ => None,
+        }
+    }
+
+    /// Over a WebSocket, why it ended early, once.
+    #[cfg(feature = "ws")]
+    pub(super) fn take_ws_failure(&mut self) -> Option<crate::ws::WsError> {
+        match &mut self.stream {
+            Stream::Ws(ws) => ws.take_failure(),
+            #[cfg(feature = "tls")]
+            Stream::Wss(wss) => wss.take_failure(),
+            _ => None,
         }
     }
 
@@ -98,6 +123,22 @@ impl Connection {
             Stream::Plain(tcp) => tcp,
             #[cfg(feature = "tls")]
             Stream::Tls(tls) => tls.as_mut(),
+            #[cfg(feature = "ws")]
+            Stream::Ws(ws) => ws.as_mut(),
+            #[cfg(all(feature = "ws", feature = "tls"))]
+            Stream::Wss(wss) => wss.as_mut(),
+        }
+    }
+
+    fn transport_ref(&self) -> &dyn Transport {
+        match &self.stream {
+            Stream::Plain(tcp) => tcp,
+            #[cfg(feature = "tls")]
+            Stream::Tls(tls) => tls.as_ref(),
+            #[cfg(feature = "ws")]
+            Stream::Ws(ws) => ws.as_ref(),
+            #[cfg(all(feature = "ws", feature = "tls"))]
+            Stream::Wss(wss) => wss.as_ref(),
         }
     }
 }
@@ -133,11 +174,11 @@ impl Transport for Connection {
     }
 
     fn wants_write(&self) -> bool {
-        match &self.stream {
-            Stream::Plain(_) => false,
-            #[cfg(feature = "tls")]
-            Stream::Tls(tls) => tls.wants_write(),
-        }
+        self.transport_ref().wants_write()
+    }
+
+    fn lingers(&self) -> bool {
+        self.transport_ref().lingers()
     }
 
     fn is_closed_by_peer(&mut self) -> bool {

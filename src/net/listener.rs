@@ -1,5 +1,5 @@
 //! Listening sockets: binding them with a backlog sized for connection bursts, not the usual
-//! 128, and what a server keeps of each (the socket, its TLS configuration).
+//! 128, and what a server keeps of each (the socket, its TLS and WebSocket configurations).
 
 use std::io;
 use std::net::SocketAddr;
@@ -10,6 +10,8 @@ use rustix::net::{AddressFamily, SocketFlags, SocketType, bind, listen, socket_w
 use super::connection::Stream;
 #[cfg(feature = "tls")]
 use crate::tls::TlsTransport;
+#[cfg(feature = "ws")]
+use crate::ws::{WsConfig, WsTransport};
 
 /// The listen backlog asked for; the kernel caps it at `net.core.somaxconn`.
 pub const LISTEN_BACKLOG: i32 = 4096;
@@ -46,6 +48,9 @@ pub(super) struct Listener {
     pub(super) socket: Option<TcpListener>,
     #[cfg(feature = "tls")]
     pub(super) tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// A WebSocket listener's configuration, and the longest line (the messages' bound).
+    #[cfg(feature = "ws")]
+    pub(super) ws: Option<(std::sync::Arc<WsConfig>, usize)>,
 }
 
 impl Listener {
@@ -55,11 +60,27 @@ impl Listener {
             socket: Some(socket),
             #[cfg(feature = "tls")]
             tls: None,
+            #[cfg(feature = "ws")]
+            ws: None,
         }
     }
 
     /// An accepted stream as this listener's connections speak: plain, or a TLS session.
     pub(super) fn stream(&self, stream: TcpStream) -> io::Result<Stream> {
+        #[cfg(feature = "ws")]
+        if let Some((ws, max_line)) = &self.ws {
+            #[cfg(feature = "tls")]
+            if let Some(config) = &self.tls {
+                let session = TlsTransport::server(config.clone(), stream)?;
+                let ws = WsTransport::server(ws.clone(), *max_line, session);
+                return Ok(Stream::Wss(Box::new(ws)));
+            }
+            return Ok(Stream::Ws(Box::new(WsTransport::server(
+                ws.clone(),
+                *max_line,
+                stream,
+            ))));
+        }
         #[cfg(feature = "tls")]
         if let Some(config) = &self.tls {
             let session = TlsTransport::server(config.clone(), stream)?;

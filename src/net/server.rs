@@ -72,6 +72,10 @@ pub struct Server {
     addrs: Vec<SocketAddr>,
     /// The TLS listeners' addresses, likewise.
     tls_addrs: Vec<SocketAddr>,
+    /// The WebSocket listeners' addresses, likewise.
+    ws_addrs: Vec<SocketAddr>,
+    /// The WebSocket-over-TLS listeners' addresses, likewise.
+    wss_addrs: Vec<SocketAddr>,
     layout: Layout,
     metrics: Option<MetricsEndpoint>,
     redis: Option<RedisSocket>,
@@ -315,6 +319,10 @@ impl Server {
                 #[cfg(feature = "tls")]
                 if let Some(failure) = connection.take_tls_failure() {
                     info!("#{key} TLS error: {failure}");
+                }
+                #[cfg(feature = "ws")]
+                if let Some(failure) = connection.take_ws_failure() {
+                    info!("#{key} WebSocket {failure}");
                 }
                 if let Err(e) = registry.deregister(connection.socket()) {
                     debug!("#{key} deregister failed: {e}");

@@ -34,6 +34,9 @@ pub struct ServerProcess {
     pub addrs: Vec<SocketAddr>,
     /// The TLS listeners' addresses.
     pub tls_addrs: Vec<SocketAddr>,
+    /// The WebSocket listeners' addresses (`ws`, then `wss`).
+    pub ws_addrs: Vec<SocketAddr>,
+    pub wss_addrs: Vec<SocketAddr>,
     metrics_addr: Option<SocketAddr>,
     /// How [`ServerProcess::connect`] and [`ServerProcess::login`] reach it.
     pub net: Net,
@@ -52,6 +55,11 @@ impl ServerProcess {
         let mut server = match net {
             Net::Plain => ServerProcess::start(args),
             Net::Tls => ServerProcess::start_with_tls(args),
+            Net::Ws => {
+                let mut all = args.to_vec();
+                all.extend(["--listen-ws", "127.0.0.1:0"]);
+                ServerProcess::start(&all)
+            }
         };
         server.net = net;
         server
@@ -93,6 +101,7 @@ impl ServerProcess {
         match net {
             Net::Plain => self.addrs[0],
             Net::Tls => self.tls_addrs[0],
+            Net::Ws => self.ws_addrs[0],
         }
     }
 
@@ -135,7 +144,11 @@ impl ServerProcess {
         });
         // One line per listener (the plain one added above included), then `metrics on`.
         let count = |flag: &str| args.iter().filter(|a| **a == flag).count();
-        let expected = count("--listen").max(1) + count("--listen-tls") + count("--metrics");
+        let expected = count("--listen").max(1)
+            + count("--listen-tls")
+            + count("--listen-ws")
+            + count("--listen-wss")
+            + count("--metrics");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         thread::spawn(move || {
@@ -157,6 +170,8 @@ impl ServerProcess {
             child,
             addrs: Vec::new(),
             tls_addrs: Vec::new(),
+            ws_addrs: Vec::new(),
+            wss_addrs: Vec::new(),
             metrics_addr: None,
             net: Net::Plain,
             stderr,
@@ -172,9 +187,14 @@ impl ServerProcess {
             if let Some(addr) = line.strip_prefix("metrics on ") {
                 server.metrics_addr = Some(parse(addr));
             } else if let Some(rest) = line.strip_prefix("listening on ") {
-                match rest.strip_suffix(" (tls)") {
-                    Some(addr) => server.tls_addrs.push(parse(addr)),
-                    None => server.addrs.push(parse(rest)),
+                if let Some(addr) = rest.strip_suffix(" (tls)") {
+                    server.tls_addrs.push(parse(addr));
+                } else if let Some(addr) = rest.strip_suffix(" (ws)") {
+                    server.ws_addrs.push(parse(addr));
+                } else if let Some(addr) = rest.strip_suffix(" (wss)") {
+                    server.wss_addrs.push(parse(addr));
+                } else {
+                    server.addrs.push(parse(rest));
                 }
             } else {
                 panic!("unexpected line {line:?} on standard output");
@@ -264,18 +284,26 @@ impl Drop for ServerProcess {
     }
 }
 
-/// Plain TCP, or TLS: how a test's clients reach the server.
+/// Plain TCP, TLS, or a WebSocket (`ws://`): how a test's clients reach the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Net {
     Plain,
     Tls,
+    Ws,
 }
 
-/// A line client over loopback TCP, plain or TLS.
+/// A line client over loopback TCP, plain, TLS or WebSocket.
 pub struct Client {
     /// The socket (a plain-only test may write to it, shut it or reset it itself).
     pub stream: TcpStream,
     tls: Option<Box<rustls::ClientConnection>>,
+    /// Over a WebSocket: tungstenite's client over a clone of `stream`; each line sent is one
+    /// text message, each text message received one line.
+    pub ws: Option<Box<tungstenite::WebSocket<TcpStream>>>,
+    /// Over a WebSocket: bytes sent after the last `\n`, waiting for the rest of their line.
+    ws_unsent: Vec<u8>,
+    /// Over a WebSocket: the close code the server's close frame carried.
+    pub ws_close: Option<u16>,
     /// Bytes read and not yet handed out as lines.
     pending: Vec<u8>,
     /// Over TLS, the end of stream came after `close_notify`.
@@ -310,7 +338,32 @@ impl Client {
         match net {
             Net::Plain => Client::connect(addr),
             Net::Tls => Client::connect_tls(addr),
+            Net::Ws => Client::connect_ws(addr),
         }
+    }
+
+    /// Connects and upgrades to a WebSocket at `ws://ADDR/chat`.
+    pub fn connect_ws(addr: SocketAddr) -> Client {
+        Client::connect_ws_with(addr, |request| request)
+    }
+
+    /// [`Client::connect_ws`], with the request changed by `edit` (an `Origin` header added).
+    pub fn connect_ws_with(
+        addr: SocketAddr,
+        edit: impl FnOnce(
+            tungstenite::handshake::client::Request,
+        ) -> tungstenite::handshake::client::Request,
+    ) -> Client {
+        let mut client = Client::connect(addr);
+        let request = tungstenite::client::IntoClientRequest::into_client_request(format!(
+            "ws://{addr}/chat"
+        ))
+        .unwrap();
+        let socket = client.stream.try_clone().unwrap();
+        let (ws, _) =
+            tungstenite::client::client(edit(request), socket).expect("a WebSocket upgrade");
+        client.ws = Some(Box::new(ws));
+        client
     }
 
     /// Connects with a receive buffer of about `bytes` (set before the connect, so that the
@@ -339,6 +392,9 @@ impl Client {
         Client {
             stream,
             tls: None,
+            ws: None,
+            ws_unsent: Vec::new(),
+            ws_close: None,
             pending: Vec::new(),
             clean_close: false,
         }
@@ -363,6 +419,31 @@ impl Client {
     }
 
     pub fn send_bytes(&mut self, bytes: &[u8]) {
+        if let Some(ws) = &mut self.ws {
+            // Each whole line one text message without its `\n`, as a browser sends them;
+            // the rest waits for its `\n`.
+            self.ws_unsent.extend_from_slice(bytes);
+            while let Some(end) = self.ws_unsent.iter().position(|&b| b == b'\n') {
+                let mut line: Vec<u8> = self.ws_unsent.drain(..=end).collect();
+                line.pop();
+                let message = match String::from_utf8(line) {
+                    Ok(text) => tungstenite::Message::text(text),
+                    // Not UTF-8: a text frame all the same, as the contract's rule 2.4 is tested.
+                    Err(e) => {
+                        tungstenite::Message::Frame(tungstenite::protocol::frame::Frame::message(
+                            e.into_bytes(),
+                            tungstenite::protocol::frame::coding::OpCode::Data(
+                                tungstenite::protocol::frame::coding::Data::Text,
+                            ),
+                            true,
+                        ))
+                    }
+                };
+                ws.write(message).expect("send over a WebSocket");
+            }
+            ws.flush().expect("send over a WebSocket");
+            return;
+        }
         match &mut self.tls {
             None => self.stream.write_all(bytes).expect("send"),
             Some(tls) => {
@@ -375,6 +456,30 @@ impl Client {
 
     /// Reads what arrives next into `pending`; `Ok(0)` at end of stream.
     fn read_more(&mut self) -> std::io::Result<usize> {
+        if let Some(ws) = &mut self.ws {
+            use tungstenite::{Error, Message};
+            loop {
+                return match ws.read() {
+                    Ok(Message::Text(text)) => {
+                        self.pending.extend_from_slice(text.as_bytes());
+                        self.pending.push(b'\n');
+                        Ok(text.len() + 1)
+                    }
+                    Ok(Message::Close(frame)) => {
+                        self.ws_close = frame.map(|frame| u16::from(frame.code));
+                        continue;
+                    }
+                    Ok(_) => continue,
+                    Err(Error::ConnectionClosed | Error::AlreadyClosed) => Ok(0),
+                    Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
+                    Err(Error::Protocol(
+                        tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+                    )) => Ok(0),
+                    Err(Error::Io(e)) => Err(e),
+                    Err(e) => Err(std::io::Error::other(e)),
+                };
+            }
+        }
         let mut buf = [0; 8192];
         let n = match &mut self.tls {
             None => self.stream.read(&mut buf)?,
@@ -453,6 +558,12 @@ impl Client {
 
     /// Shuts the write side (after `close_notify` over TLS).
     pub fn shutdown_write(&mut self) {
+        if let Some(ws) = &mut self.ws {
+            // The close handshake's first half: the server's input ends.
+            ws.close(None).expect("a close frame");
+            let _ = ws.flush();
+            return;
+        }
         if let Some(tls) = &mut self.tls {
             tls.send_close_notify();
             while tls.wants_write() {

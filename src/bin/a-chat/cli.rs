@@ -49,18 +49,31 @@ pub struct ClientArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("tls_listeners").multiple(true)))]
 pub struct ServerArgs {
     /// Address to listen on (repeatable; IPv4 or IPv6, e.g. [::1]:8080; port 0 picks one).
     #[arg(long = "listen", value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub listen: Vec<SocketAddr>,
     /// Also listen for TLS connections on ADDR (repeatable); needs --tls-cert and --tls-key.
-    #[arg(long = "listen-tls", value_name = "ADDR", requires_all = ["tls_cert", "tls_key"])]
+    #[arg(long = "listen-tls", value_name = "ADDR", group = "tls_listeners", requires_all = ["tls_cert", "tls_key"])]
     pub listen_tls: Vec<SocketAddr>,
+    /// Also serve the chat to browsers on ADDR (repeatable): the page at /, a WebSocket at
+    /// /chat.
+    #[arg(long = "listen-ws", value_name = "ADDR")]
+    pub listen_ws: Vec<SocketAddr>,
+    /// Also serve browsers over TLS (https://, wss://) on ADDR (repeatable); needs --tls-cert
+    /// and --tls-key.
+    #[arg(long = "listen-wss", value_name = "ADDR", group = "tls_listeners", requires_all = ["tls_cert", "tls_key"])]
+    pub listen_wss: Vec<SocketAddr>,
+    /// An Origin a browser's WebSocket upgrade may come from (repeatable; e.g.
+    /// http://chat.example:8081); when given, an upgrade from any other gets 403.
+    #[arg(long = "ws-origin", value_name = "ORIGIN")]
+    pub ws_origin: Vec<String>,
     /// The TLS certificate chain, PEM.
-    #[arg(long, value_name = "FILE", requires = "listen_tls")]
+    #[arg(long, value_name = "FILE", requires = "tls_listeners")]
     pub tls_cert: Option<PathBuf>,
     /// The TLS private key, PEM.
-    #[arg(long, value_name = "FILE", requires = "listen_tls")]
+    #[arg(long, value_name = "FILE", requires = "tls_listeners")]
     pub tls_key: Option<PathBuf>,
     /// Longest accepted line in bytes, without its terminator.
     #[arg(long, value_name = "BYTES", default_value_t = 8192)]

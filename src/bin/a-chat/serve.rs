@@ -49,6 +49,20 @@ pub fn run(args: ServerArgs) -> io::Result<ExitCode> {
         for &addr in &args.listen_tls {
             server = server.with_tls_listener(bind_listener(addr)?, tls.clone())?;
         }
+        let ws = std::sync::Arc::new(a_chat::ws::WsConfig {
+            allowed_origins: args.ws_origin.clone(),
+        });
+        for &addr in &args.listen_wss {
+            server = server.with_wss_listener(bind_listener(addr)?, ws.clone(), tls.clone())?;
+        }
+    }
+    // The browsers' listeners come after the plain and TLS ones (in the share and on stdout);
+    // `ws://` before `wss://` on stdout, whatever the order of their tokens.
+    let ws = std::sync::Arc::new(a_chat::ws::WsConfig {
+        allowed_origins: args.ws_origin.clone(),
+    });
+    for &addr in &args.listen_ws {
+        server = server.with_ws_listener(bind_listener(addr)?, ws.clone())?;
     }
     if let Some(addr) = args.metrics {
         server = server.with_metrics(bind_listener(addr)?)?;
@@ -76,6 +90,12 @@ pub fn run(args: ServerArgs) -> io::Result<ExitCode> {
     }
     for addr in server.tls_addrs() {
         writeln!(stdout, "listening on {addr} (tls)")?;
+    }
+    for addr in server.ws_addrs() {
+        writeln!(stdout, "listening on {addr} (ws)")?;
+    }
+    for addr in server.wss_addrs() {
+        writeln!(stdout, "listening on {addr} (wss)")?;
     }
     if let Some(addr) = server.metrics_addr() {
         writeln!(stdout, "metrics on {addr}")?;

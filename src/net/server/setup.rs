@@ -1,4 +1,4 @@
-//! Making a server: over listeners or addresses, with its optional TLS listeners, metrics
+//! Making a server: over listeners or addresses, with its optional TLS and WebSocket listeners, metrics
 //! endpoint and cluster, what it was made with, and its registration before the first poll.
 
 use std::io;
@@ -47,6 +47,8 @@ impl Server {
             listeners,
             addrs,
             tls_addrs: Vec::new(),
+            ws_addrs: Vec::new(),
+            wss_addrs: Vec::new(),
             layout,
             metrics: None,
             redis: None,
@@ -98,6 +100,65 @@ impl Server {
         self.listeners.push(Listener {
             socket: Some(listener),
             tls: Some(config),
+            #[cfg(feature = "ws")]
+            ws: None,
+        });
+        Ok(self)
+    }
+
+    /// The addresses of the WebSocket listeners ([`Server::with_ws_listener`]), likewise.
+    pub fn ws_addrs(&self) -> &[SocketAddr] {
+        &self.ws_addrs
+    }
+
+    /// The addresses of the WebSocket listeners over TLS ([`Server::with_wss_listener`]),
+    /// likewise.
+    pub fn wss_addrs(&self) -> &[SocketAddr] {
+        &self.wss_addrs
+    }
+
+    /// Also serves the chat to browsers on `listener` (contract section 10): `GET /` answers
+    /// with the chat page, `GET /chat` upgrades to a WebSocket whose text messages are the
+    /// peer's lines (see [`crate::ws::WsTransport`]); its peers chat with every other kind. It
+    /// takes one more token of the share, after the listeners given before; its connections
+    /// count against `max_conns`, and the request and upgrade against the login timeout. Call
+    /// before [`Server::register`].
+    #[cfg(feature = "ws")]
+    pub fn with_ws_listener(
+        mut self,
+        listener: TcpListener,
+        config: std::sync::Arc<crate::ws::WsConfig>,
+    ) -> io::Result<Server> {
+        self.layout.listeners += 1;
+        self.layout.check_share(self.chat.config().max_conns)?;
+        self.ws_addrs.push(listener.local_addr()?);
+        let max_line = self.chat.config().max_line;
+        self.listeners.push(Listener {
+            socket: Some(listener),
+            #[cfg(feature = "tls")]
+            tls: None,
+            ws: Some((config, max_line)),
+        });
+        Ok(self)
+    }
+
+    /// [`Server::with_ws_listener`] over TLS with `tls` (the handshake first, then the HTTP
+    /// request; both count against the login timeout).
+    #[cfg(all(feature = "ws", feature = "tls"))]
+    pub fn with_wss_listener(
+        mut self,
+        listener: TcpListener,
+        config: std::sync::Arc<crate::ws::WsConfig>,
+        tls: std::sync::Arc<rustls::ServerConfig>,
+    ) -> io::Result<Server> {
+        self.layout.listeners += 1;
+        self.layout.check_share(self.chat.config().max_conns)?;
+        self.wss_addrs.push(listener.local_addr()?);
+        let max_line = self.chat.config().max_line;
+        self.listeners.push(Listener {
+            socket: Some(listener),
+            tls: Some(tls),
+            ws: Some((config, max_line)),
         });
         Ok(self)
     }
