@@ -192,6 +192,17 @@ impl Page<'_> {
         });
     }
 
+    /// Puts `line` into the message line at once, as a paste does (typing thousands of
+    /// characters takes long), and presses Enter.
+    pub fn paste_and_send(&self, line: &str) {
+        let enter = char::from(Key::Enter).to_string();
+        self.run("pasting a line", |c| async move {
+            let set = "document.getElementById('line').value = arguments[0];";
+            c.execute(set, vec![Value::from(line)]).await?;
+            c.find(Locator::Id("line")).await?.send_keys(&enter).await
+        });
+    }
+
     /// Types `keys` (`\u{e007}` for Enter) into whatever element has the focus, as a person
     /// at a keyboard does.
     pub fn type_keys(&self, keys: &str) {
