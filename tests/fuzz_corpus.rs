@@ -44,6 +44,11 @@ fn tls_corpus() {
 }
 
 #[test]
+fn ws_corpus() {
+    replay("ws", fuzz_checks::ws);
+}
+
+#[test]
 fn resp_corpus() {
     replay("resp", fuzz_checks::resp);
 }
@@ -130,4 +135,53 @@ fn generated_session_scripts() {
         totals.lines_rejected.iter().all(|&count| count > 0),
         "{totals:?}"
     );
+}
+
+/// Frames from a fixed pseudo-random stream (text, continuation, binary, ping, close, with and
+/// without mask, reserved bits, lengths over the bound, stray bytes) to a WebSocket, through
+/// the `ws` check, with every chunk size and write window.
+#[test]
+fn generated_ws_inputs() {
+    fn frame(rng: &mut XorShift, out: &mut Vec<u8>) {
+        const FIRST: [u8; 9] = [0x81, 0x01, 0x80, 0x00, 0x82, 0x89, 0x8a, 0x88, 0xc1];
+        let first = FIRST[rng.index(FIRST.len())];
+        let length = match rng.below(8) {
+            0 => 200,
+            1 => 0,
+            _ => rng.index(40),
+        };
+        let masked = rng.below(12) != 0;
+        out.push(first);
+        let mask_bit = if masked { 0x80 } else { 0 };
+        if length < 126 {
+            out.push(mask_bit | length as u8);
+        } else {
+            out.push(mask_bit | 126);
+            out.extend_from_slice(&(length as u16).to_be_bytes());
+        }
+        let mask = [rng.next_u64() as u8, 7, 0, 200];
+        if masked {
+            out.extend_from_slice(&mask);
+        }
+        for i in 0..length {
+            let byte = if rng.below(5) == 0 {
+                b'\n'
+            } else {
+                b'a' + (i % 26) as u8
+            };
+            out.push(if masked { byte ^ mask[i % 4] } else { byte });
+        }
+    }
+    for seed in 1..=2000u64 {
+        let mut rng = XorShift::new(seed);
+        let mut input = vec![1, rng.next_u64() as u8, rng.next_u64() as u8];
+        for _ in 0..rng.index(20) {
+            if rng.below(30) == 0 {
+                input.push(rng.next_u64() as u8);
+            } else {
+                frame(&mut rng, &mut input);
+            }
+        }
+        fuzz_checks::ws(&input);
+    }
 }

@@ -495,11 +495,33 @@ impl Encoder {
     pub fn write(
         &mut self,
         bufs: &[IoSlice<'_>],
+        write: impl FnMut(&[IoSlice<'_>]) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        self.write_frames(bufs, false, write)
+    }
+
+    /// [`Encoder::write`] of the frame under way alone (before a close, after which no other
+    /// may follow).
+    pub fn finish_frame(
+        &mut self,
+        bufs: &[IoSlice<'_>],
+        write: impl FnMut(&[IoSlice<'_>]) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        self.write_frames(bufs, true, write)
+    }
+
+    fn write_frames(
+        &mut self,
+        bufs: &[IoSlice<'_>],
+        only_partial: bool,
         mut write: impl FnMut(&[IoSlice<'_>]) -> io::Result<usize>,
     ) -> io::Result<usize> {
         loop {
             let mut plan = [Frame::default(); MAX_FRAMES];
-            let frames = self.plan(bufs, &mut plan);
+            let mut frames = self.plan(bufs, &mut plan);
+            if only_partial {
+                frames = frames.min(usize::from(self.partial.is_some()));
+            }
             if frames == 0 {
                 return Ok(0);
             }

@@ -434,6 +434,13 @@ impl<S: Transport> Write for WsTransport<S> {
             }
         }
         if matches!(self.stage, Stage::Answered) || self.close_sent || self.close_due.is_some() {
+            if self.encoder.is_mid_frame() {
+                // The frame under way is finished first, so that the close can follow it.
+                let io = &mut self.io;
+                return self
+                    .encoder
+                    .finish_frame(bufs, |slices| io.write_vectored(slices));
+            }
             // No data frame may follow a close; an HTTP answer takes none. Dropped.
             return Ok(total);
         }

@@ -619,3 +619,187 @@ pub fn resp(data: &[u8]) {
             .expect("HELLO's answer on the new connection");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// ws
+
+/// A request that upgrades, as a browser sends it.
+pub const WS_UPGRADE: &[u8] = b"GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+
+type WsEnd = a_chat::ws::WsTransport<MemoryTransport>;
+
+/// Reads what the server side can read now into `text`; `false` once its input ended. Nothing
+/// but `WouldBlock` may fail it, and it never gives more text than bytes came in.
+fn ws_read(server: &mut WsEnd, text: &mut Vec<u8>) -> bool {
+    let mut buf = [0; 512];
+    loop {
+        match server.read(&mut buf) {
+            Ok(0) => return false,
+            Ok(n) => text.extend_from_slice(&buf[..n]),
+            Err(e) => {
+                assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "{e}");
+                return true;
+            }
+        }
+    }
+}
+
+/// Bytes as what a browser sent a WebSocket listener, cut into chunks, with the chat writing
+/// lines through windows of a few bytes meanwhile: it never panics, the text it reads is never
+/// more than what came in, and what it writes is an HTTP response and then whole unmasked
+/// frames whose text messages, notices aside, are exactly the lines it took, in order.
+/// `data[0]` picks whether the bytes begin the connection (even) or follow a real upgrade
+/// request (odd); `data[1]` the chunk size, `data[2]` the write window.
+pub fn ws(data: &[u8]) {
+    let mut bytes = Bytes::new(data);
+    let upgraded = bytes.below(2) == 1;
+    let chunk = 1 + bytes.below(200);
+    let window = 1 + bytes.below(40);
+    let io = MemoryTransport {
+        read_chunk: chunk,
+        ..MemoryTransport::default()
+    };
+    let config = Arc::new(a_chat::ws::WsConfig::default());
+    let mut server = a_chat::ws::WsTransport::server(config, 64, io);
+    let mut text = Vec::new();
+    let mut alive = true;
+    if upgraded {
+        server.get_mut().send(WS_UPGRADE);
+        alive = ws_read(&mut server, &mut text);
+        assert!(
+            alive && !server.is_upgrading(),
+            "a real upgrade is accepted"
+        );
+    }
+    let rest = bytes.rest();
+    let line = b"from fuzz: hello\n";
+    let mut pending: Vec<u8> = Vec::new();
+    let mut lines_taken = 0;
+    let mut taken_of_line = 0;
+    for piece in rest.chunks(chunk) {
+        server.get_mut().send(piece);
+        if alive {
+            alive = ws_read(&mut server, &mut text);
+        }
+        // The chat writes as the core does: what was not taken is offered again first.
+        if pending.is_empty() {
+            pending.extend_from_slice(line);
+        }
+        server.get_mut().write_window = window;
+        match server.write(&pending) {
+            Ok(n) => {
+                assert!(n <= pending.len());
+                pending.drain(..n);
+                taken_of_line += n;
+                if pending.is_empty() {
+                    lines_taken += 1;
+                    taken_of_line = 0;
+                }
+            }
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "{e}"),
+        }
+        let _ = server.flush();
+    }
+    assert!(
+        text.len() <= rest.len() + WS_UPGRADE.len(),
+        "more text out than bytes in"
+    );
+    // The rest of a line under way goes out, then the close.
+    server.get_mut().write_window = usize::MAX;
+    while !pending.is_empty() && !server.is_upgrading() {
+        match server.write(&pending) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                pending.drain(..n);
+                taken_of_line += n;
+                if pending.is_empty() {
+                    lines_taken += 1;
+                    taken_of_line = 0;
+                }
+            }
+        }
+    }
+    server.get_mut().input_closed = true;
+    while alive {
+        alive = ws_read(&mut server, &mut text);
+    }
+    let _ = a_chat::core::Transport::shutdown_write(&mut server);
+    let _ = server.flush();
+    check_ws_output(
+        &server.get_mut().take_output(),
+        lines_taken,
+        taken_of_line > 0,
+    );
+}
+
+/// What a WebSocket listener wrote: an HTTP response; after a `101`, whole unmasked frames.
+fn check_ws_output(out: &[u8], lines: usize, partial: bool) {
+    use tungstenite::protocol::frame::FrameHeader;
+    use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
+    if out.is_empty() {
+        return;
+    }
+    let end = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP response head first")
+        + 4;
+    assert!(
+        out.starts_with(b"HTTP/1.1 "),
+        "{:?}",
+        String::from_utf8_lossy(out)
+    );
+    if !out.starts_with(b"HTTP/1.1 101 ") {
+        return;
+    }
+    let mut cursor = std::io::Cursor::new(&out[end..]);
+    let mut messages: Vec<Vec<u8>> = Vec::new();
+    let mut message: Option<Vec<u8>> = None;
+    let mut closed = false;
+    while (cursor.position() as usize) < out.len() - end {
+        let (header, length) = FrameHeader::parse(&mut cursor)
+            .expect("a valid frame header")
+            .expect("a whole frame header");
+        assert!(header.mask.is_none(), "the server masks nothing");
+        assert!(!closed, "nothing after the close frame");
+        let start = cursor.position() as usize;
+        let stop = start + usize::try_from(length).unwrap();
+        let payload = &out[end..][start..stop];
+        cursor.set_position(stop as u64);
+        match header.opcode {
+            OpCode::Data(Data::Text) => {
+                assert!(message.is_none(), "a message interleaved with another");
+                message = Some(payload.to_vec());
+            }
+            OpCode::Data(Data::Continue) => {
+                message
+                    .as_mut()
+                    .expect("a continuation of a message")
+                    .extend_from_slice(payload);
+            }
+            OpCode::Control(Control::Close) => closed = true,
+            OpCode::Control(Control::Pong) => assert!(payload.len() <= 125),
+            other => panic!("the server sent a {other:?} frame"),
+        }
+        if header.is_final && matches!(header.opcode, OpCode::Data(_)) {
+            messages.push(message.take().unwrap());
+        }
+    }
+    let chat: Vec<&Vec<u8>> = messages
+        .iter()
+        .filter(|m| m.as_slice() != b"error: expected text")
+        .collect();
+    let _ = partial;
+    if closed {
+        // Lines taken after a close was due are dropped: no data frame follows a close.
+        assert!(chat.len() <= lines, "more messages than lines");
+    } else {
+        assert_eq!(
+            chat.len(),
+            lines,
+            "every line taken went out as one message"
+        );
+    }
+    assert!(chat.iter().all(|m| m.as_slice() == b"from fuzz: hello"));
+}

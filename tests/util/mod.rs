@@ -354,16 +354,44 @@ impl Client {
             tungstenite::handshake::client::Request,
         ) -> tungstenite::handshake::client::Request,
     ) -> Client {
-        let mut client = Client::connect(addr);
+        Client::connect(addr)
+            .upgrade_ws(edit)
+            .expect("a WebSocket upgrade")
+    }
+
+    /// Upgrades this plain client to a WebSocket at `/chat`, with the request changed by
+    /// `edit`; the server's refusal as an error.
+    pub fn upgrade_ws(
+        mut self,
+        edit: impl FnOnce(
+            tungstenite::handshake::client::Request,
+        ) -> tungstenite::handshake::client::Request,
+    ) -> Result<Client, String> {
+        let addr = self.stream.peer_addr().unwrap();
         let request = tungstenite::client::IntoClientRequest::into_client_request(format!(
             "ws://{addr}/chat"
         ))
         .unwrap();
-        let socket = client.stream.try_clone().unwrap();
-        let (ws, _) =
-            tungstenite::client::client(edit(request), socket).expect("a WebSocket upgrade");
-        client.ws = Some(Box::new(ws));
-        client
+        let socket = self.stream.try_clone().unwrap();
+        match tungstenite::client::client(edit(request), socket) {
+            Ok((ws, _)) => {
+                self.ws = Some(Box::new(ws));
+                Ok(self)
+            }
+            Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(response))) => {
+                Err(format!("HTTP {}", response.status().as_u16()))
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Over a WebSocket, the next message of any kind (pongs and closes included).
+    pub fn ws_message(&mut self) -> tungstenite::Message {
+        self.ws
+            .as_mut()
+            .expect("a WebSocket client")
+            .read()
+            .expect("a WebSocket message in time")
     }
 
     /// Connects with a receive buffer of about `bytes` (set before the connect, so that the
