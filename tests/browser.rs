@@ -92,7 +92,10 @@ fn two_browsers_and_a_tcp_peer_chat_see_errors_and_the_close_at_shutdown() {
     let impostor = browser.open(&url, (720, 600));
     impostor.join("alice");
     impostor.wait_for(Entry::Error, "error: name taken");
-    assert!(impostor.closed().starts_with("Connection closed: "));
+    assert_eq!(
+        impostor.closed(),
+        "Connection closed: the server closed it after that error, code 1001."
+    );
     impostor.wait_for_css("#name:enabled:focus");
     assert_eq!(impostor.text_of("status"), "Not connected");
     // ... and the holder of the name is not disturbed.
