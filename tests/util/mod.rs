@@ -2,6 +2,8 @@
 //! clients over loopback TCP. Every wait is bounded so that a bug fails a test, not CI.
 #![allow(dead_code)]
 
+pub mod browser;
+pub mod install;
 pub mod redis;
 pub mod sentinel;
 pub mod tls;

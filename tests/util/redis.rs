@@ -24,48 +24,11 @@ use super::WAIT;
 pub fn redis_server_binary() -> &'static PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
-        let find = || {
-            std::env::var_os("PATH").and_then(|path| {
-                std::env::split_paths(&path)
-                    .map(|dir| dir.join("redis-server"))
-                    .find(|candidate| candidate.is_file())
-            })
-        };
-        if let Some(found) = find() {
-            return found;
-        }
-        // Several test processes may get here at once: one installs, the others wait on the
-        // lock and then find it.
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(std::env::temp_dir().join("a-chat-redis-install.lock"))
-            .ok();
-        let _guard = lock
-            .as_ref()
-            .map(|file| rustix::fs::flock(file, rustix::fs::FlockOperation::LockExclusive));
-        if let Some(found) = find() {
-            return found;
-        }
-        let apt_get = |args: &[&str]| {
-            Command::new("apt-get")
-                .args(args)
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|status| status.success())
-        };
-        // A fresh machine may have no package lists yet.
-        let installed = apt_get(&["install", "-y", "redis-server"])
-            || (apt_get(&["update"]) && apt_get(&["install", "-y", "redis-server"]));
-        find().filter(|_| installed).unwrap_or_else(|| {
-            panic!(
-                "redis-server is needed by the cluster tests and could not be installed here: \
-                 install it with `sudo apt-get install -y redis-server` (Debian's package, Redis 7)"
-            )
-        })
+        super::install::program(
+            "redis-server",
+            &["redis-server"],
+            "the cluster tests (Debian's package, Redis 7)",
+        )
     })
 }
 
