@@ -112,7 +112,13 @@ fn pump(conn: &mut Conn, counts: &mut Counts, buf: &mut [u8]) -> io::Result<()> 
     parse(conn, counts)
 }
 
-fn run(addr: SocketAddr, conns: usize, senders: usize, messages: u64, bytes: usize) -> io::Result<()> {
+fn run(
+    addr: SocketAddr,
+    conns: usize,
+    senders: usize,
+    messages: u64,
+    bytes: usize,
+) -> io::Result<()> {
     let start = Instant::now();
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(1024);
@@ -121,7 +127,10 @@ fn run(addr: SocketAddr, conns: usize, senders: usize, messages: u64, bytes: usi
     let mut all: Vec<Conn> = Vec::with_capacity(conns);
     let wait = |poll: &mut Poll, events: &mut Events| -> io::Result<()> {
         if start.elapsed() > TIMEOUT {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "the run took too long"));
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the run took too long",
+            ));
         }
         match poll.poll(events, Some(Duration::from_millis(100))) {
             Err(e) if !interrupted(&e) => Err(e),
@@ -132,12 +141,21 @@ fn run(addr: SocketAddr, conns: usize, senders: usize, messages: u64, bytes: usi
         while all.len() < conns && all.len() - counts.subscribed < RAMP {
             let i = all.len();
             let mut stream = TcpStream::connect(addr)?;
-            poll.registry()
-                .register(&mut stream, Token(i), Interest::READABLE | Interest::WRITABLE)?;
+            poll.registry().register(
+                &mut stream,
+                Token(i),
+                Interest::READABLE | Interest::WRITABLE,
+            )?;
             let mut out = Vec::new();
             command(&mut out, &[b"HELLO", b"3"]);
             command(&mut out, &[b"SUBSCRIBE", format!("c{i}").as_bytes()]);
-            all.push(Conn { stream, out, sent: 0, input: Vec::new(), subscribed: false });
+            all.push(Conn {
+                stream,
+                out,
+                sent: 0,
+                input: Vec::new(),
+                subscribed: false,
+            });
         }
         wait(&mut poll, &mut events)?;
         for event in &events {
@@ -156,7 +174,10 @@ fn run(addr: SocketAddr, conns: usize, senders: usize, messages: u64, bytes: usi
             seed ^= seed << 17;
             let pick = usize::try_from(seed % (conns as u64 - 1)).unwrap_or(0);
             let to = if pick >= i { pick + 1 } else { pick };
-            command(&mut conn.out, &[b"PUBLISH", format!("c{to}").as_bytes(), &payload]);
+            command(
+                &mut conn.out,
+                &[b"PUBLISH", format!("c{to}").as_bytes(), &payload],
+            );
         }
     }
     let sending = Instant::now();

@@ -101,7 +101,7 @@ impl<T: Transport> Chat<T> {
     }
 
     /// After a read of `key` during a shutdown: it is drained once a read ends at `WouldBlock`
-    /// (not at the budget), or once it has sent [`SHUTDOWN_READ_CAP`] bytes.
+    /// or a drained short read (not at the budget), or once it has sent [`SHUTDOWN_READ_CAP`] bytes.
     pub(super) fn note_shutdown_read(&mut self, key: usize, bytes: usize, budget_spent: bool) {
         let Some(shutdown) = &mut self.shutdown else {
             return;

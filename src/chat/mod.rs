@@ -324,7 +324,8 @@ impl<T: Transport> Chat<T> {
         &self.config
     }
 
-    /// Reads from `key` until `WouldBlock`, the end of its stream, or the read budget; in the
+    /// Reads from `key` until `WouldBlock`, the end of its stream, a short read that the
+    /// transport says drained it ([`Transport::short_read_drained`]), or the read budget; in the
     /// last case it is put on the list that [`Chat::end_turn`] reads again. In cluster mode, a
     /// logged-in peer whose lookups in flight are past its budget is not read (nor are the
     /// lines it sent meanwhile routed) until answers come back ([`Chat::awaits_lookups`]).
@@ -354,6 +355,16 @@ impl<T: Transport> Chat<T> {
                     total += n;
                     if mode == ReadMode::Process {
                         self.on_bytes(key, &scratch[..n], now);
+                    }
+                    // A short read that the transport says drained it: the `WouldBlock` read
+                    // after it would be one more system call for nothing.
+                    if n < scratch.len()
+                        && self
+                            .peers
+                            .get(key)
+                            .is_some_and(|peer| peer.io.short_read_drained())
+                    {
+                        break;
                     }
                 }
                 Err(e) if would_block(&e) => break,
