@@ -63,7 +63,7 @@ count() { # LABEL PID COMMAND...
                 printf "%-24s %8d deliveries  %6.3f syscalls/delivery  %5.2f us CPU/delivery  ", label, n, total / n, cpu / n
                 m = 0; for (k in c) order[++m] = k
                 for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (c[order[j]] > c[order[i]]) { t = order[i]; order[i] = order[j]; order[j] = t }
-                for (i = 1; i <= m && i <= 6; i++) printf "%s %d  ", order[i], c[order[i]]
+                for (i = 1; i <= m && i <= 12; i++) printf "%s %d  ", order[i], c[order[i]]
                 printf "\n"
             }' "$tmp/stat"
     else
