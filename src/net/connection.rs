@@ -45,7 +45,8 @@ pub(super) struct Connection {
     pub(super) stream: Stream,
     pub(super) writable: bool,
     /// A readiness event said the peer closed its side or the socket failed: reads go on to
-    /// the end of stream or the error, never stop at a short read. Never unset.
+    /// the end of stream or the error, never stop at a short read, and the write side is left
+    /// for the close to end (`shutdown_write`). Never unset.
     pub(super) peer_closing: bool,
     /// Over TLS: reads may do handshake work now (see `handshakes.rs`). While it is shut, a
     /// handshaking session reads as `WouldBlock` without touching the socket.
@@ -132,7 +133,14 @@ impl Write for Connection {
 }
 
 impl Transport for Connection {
+    /// Plain TCP whose peer closed its side (a readiness event said so): nothing, since the
+    /// core closes such a connection once it has read its end of stream, and `close` of a
+    /// socket with nothing unread sends the same FIN; the `shutdown` would be one more system
+    /// call per connection for nothing.
     fn shutdown_write(&mut self) -> io::Result<()> {
+        if self.peer_closing && matches!(self.stream, Stream::Plain(_)) {
+            return Ok(());
+        }
         self.transport().shutdown_write()
     }
 
