@@ -333,6 +333,8 @@ impl<T: Transport> Chat<T> {
         let mut scratch = std::mem::take(&mut self.scratch);
         let mut total = 0;
         let mut budget_spent = false;
+        // The last read was short and the transport says it drained the socket.
+        let mut drained = false;
         loop {
             let mode = self.read_mode(key);
             if mode == ReadMode::Stop {
@@ -340,6 +342,11 @@ impl<T: Transport> Chat<T> {
             }
             if mode == ReadMode::Process && !self.route_held_lines(key, now) {
                 // It waits for answers from the cluster; they put it back on the list.
+                break;
+            }
+            // Only after the checks above: the bytes just read may have sent it to wait for
+            // the cluster, and that wait must be noted for the answers to wake it.
+            if drained {
                 break;
             }
             if total >= self.read_budget {
@@ -358,14 +365,11 @@ impl<T: Transport> Chat<T> {
                     }
                     // A short read that the transport says drained it: the `WouldBlock` read
                     // after it would be one more system call for nothing.
-                    if n < scratch.len()
+                    drained = n < scratch.len()
                         && self
                             .peers
                             .get(key)
-                            .is_some_and(|peer| peer.io.short_read_drained())
-                    {
-                        break;
-                    }
+                            .is_some_and(|peer| peer.io.short_read_drained());
                 }
                 Err(e) if would_block(&e) => break,
                 Err(e) if interrupted(&e) => {}

@@ -174,15 +174,9 @@ impl Transport for Connection {
     ///
     /// Over TLS, `false`: a short read of plaintext says nothing of the socket (rustls may hold
     /// a partial record and need another read of the socket), so TLS reads on to `WouldBlock`.
-    ///
-    /// Switched off for now (always `false`): with it on, `tests/cluster.rs`'s
-    /// `ten_thousand_messages_cross_in_order` and
-    /// `a_node_stopped_with_sigterm_delivers_its_queues_and_frees_its_names_at_once` lose
-    /// lines in cluster mode; the cause is not found yet (issue 20). On a single node every
-    /// test, the simulation and the fuzz checks pass with `!self.peer_closing` here.
     fn short_read_drained(&self) -> bool {
         match &self.stream {
-            Stream::Plain(_) => false,
+            Stream::Plain(_) => !self.peer_closing,
             #[cfg(feature = "tls")]
             Stream::Tls(_) => false,
         }
