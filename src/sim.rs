@@ -41,6 +41,8 @@ pub struct MemoryTransport {
     pub output: Vec<u8>,
     /// The server shut its write side.
     pub write_shut: bool,
+    /// How many reads the server made (each one a system call over TCP).
+    pub reads: u64,
 }
 
 impl Default for MemoryTransport {
@@ -54,6 +56,7 @@ impl Default for MemoryTransport {
             write_window: usize::MAX,
             output: Vec::new(),
             write_shut: false,
+            reads: 0,
         }
     }
 }
@@ -76,6 +79,7 @@ fn reset_error() -> io::Error {
 
 impl Read for MemoryTransport {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.reads += 1;
         if self.reset {
             return Err(reset_error());
         }
@@ -135,6 +139,13 @@ impl Transport for MemoryTransport {
 
     fn is_closed_by_peer(&mut self) -> bool {
         self.reset || (self.input_closed && self.input.is_empty())
+    }
+
+    /// As TCP does: a short read drained it when it took all the input (not just
+    /// `read_chunk` of it) and no end of stream or reset waits behind it (over TCP, the
+    /// readiness event says so).
+    fn short_read_drained(&self) -> bool {
+        self.input.is_empty() && !self.input_closed && !self.reset
     }
 }
 

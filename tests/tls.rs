@@ -276,7 +276,8 @@ fn a_flood_of_client_hellos_gets_a_bounded_number_of_handshake_steps_per_turn() 
 #[test]
 fn a_ca_marked_server_certificate_is_refused_with_a_sentence_on_both_sides() {
     let (cert, key) = tls::ca_marked_files();
-    let server = ServerProcess::start_with_tls_files(&[], &cert, &key);
+    // `-v`: a peer's own close is logged at `debug`, and the end waits for that line.
+    let server = ServerProcess::start_with_tls_files(&["-v"], &cert, &key);
     let cert = cert.to_str().unwrap();
     let addr = server.tls_addrs[0].to_string();
     let output = Command::new(binary())

@@ -105,7 +105,7 @@ impl<T: Transport> Chat<T> {
     }
 
     /// After a read of `key` during a shutdown: it is drained once a read ends at `WouldBlock`
-    /// (not at the budget), or once it has sent [`SHUTDOWN_READ_CAP`] bytes.
+    /// or a drained short read (not at the budget), or once it has sent [`SHUTDOWN_READ_CAP`] bytes.
     pub(super) fn note_shutdown_read(&mut self, key: usize, bytes: usize, budget_spent: bool) {
         let Some(shutdown) = &mut self.shutdown else {
             return;
@@ -296,7 +296,7 @@ impl<T: Transport> Chat<T> {
     }
 
     /// Removes the closed connections, handing each transport to `release`. Logs one
-    /// disconnect line per connection.
+    /// disconnect line per connection: at `debug` when the peer closed, at `info` otherwise.
     pub(super) fn reap(&mut self, release: &mut impl FnMut(usize, T, CloseReason)) {
         for key in self.work.take_closed() {
             let peer = self.peers.remove(key);
@@ -304,9 +304,15 @@ impl<T: Transport> Chat<T> {
             let Phase::Closed { reason } = peer.phase else {
                 unreachable!("only closed connections are on the list");
             };
+            // The ordinary end at `debug`, every other at `info`: one line is one `write` to
+            // standard error, and a line per connection would cost as much as its messages.
+            let level = match reason {
+                CloseReason::PeerClosed => log::Level::Debug,
+                _ => log::Level::Info,
+            };
             match &peer.name {
-                Some(name) => log::info!("#{key} {name} disconnected: {reason}"),
-                None => log::info!("#{key} disconnected: {reason}"),
+                Some(name) => log::log!(level, "#{key} {name} disconnected: {reason}"),
+                None => log::log!(level, "#{key} disconnected: {reason}"),
             }
             release(key, peer.io, reason);
         }

@@ -4,7 +4,7 @@
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use log::info;
+use log::debug;
 
 use super::cluster::ClaimStart;
 use super::peer::{CloseReason, Contender, Phase, ReadMode};
@@ -187,7 +187,7 @@ impl<T: Transport> Chat<T> {
         self.stats.logins += 1;
         let peer = &mut self.peers[key];
         peer.phase = Phase::Chatting;
-        info!("#{key} logged in as {name}");
+        debug!("#{key} logged in as {name}");
         peer.name = Some(name);
     }
 }

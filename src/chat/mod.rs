@@ -329,7 +329,8 @@ impl<T: Transport> Chat<T> {
         &self.config
     }
 
-    /// Reads from `key` until `WouldBlock`, the end of its stream, or the read budget; in the
+    /// Reads from `key` until `WouldBlock`, the end of its stream, a short read that the
+    /// transport says drained it ([`Transport::short_read_drained`]), or the read budget; in the
     /// last case it is put on the list that [`Chat::end_turn`] reads again. In cluster mode, a
     /// logged-in peer whose lookups in flight are past its budget is not read (nor are the
     /// lines it sent meanwhile routed) until answers come back ([`Chat::awaits_lookups`]).
@@ -337,6 +338,8 @@ impl<T: Transport> Chat<T> {
         let mut scratch = std::mem::take(&mut self.scratch);
         let mut total = 0;
         let mut budget_spent = false;
+        // The last read was short and the transport says it drained the socket.
+        let mut drained = false;
         loop {
             let mode = self.read_mode(key);
             if mode == ReadMode::Stop {
@@ -344,6 +347,11 @@ impl<T: Transport> Chat<T> {
             }
             if mode == ReadMode::Process && !self.route_held_lines(key, now) {
                 // It waits for answers from the cluster; they put it back on the list.
+                break;
+            }
+            // Only after the checks above: the bytes just read may have sent it to wait for
+            // the cluster, and that wait must be noted for the answers to wake it.
+            if drained {
                 break;
             }
             if total >= self.read_budget {
@@ -360,6 +368,13 @@ impl<T: Transport> Chat<T> {
                     if mode == ReadMode::Process {
                         self.on_bytes(key, &scratch[..n], now);
                     }
+                    // A short read that the transport says drained it: the `WouldBlock` read
+                    // after it would be one more system call for nothing.
+                    drained = n < scratch.len()
+                        && self
+                            .peers
+                            .get(key)
+                            .is_some_and(|peer| peer.io.short_read_drained());
                 }
                 Err(e) if would_block(&e) => break,
                 Err(e) if interrupted(&e) => {}

@@ -365,3 +365,38 @@ fn idle_peer_owns_no_buffers() {
         "from alice: x\nfrom alice: partial line\n"
     );
 }
+
+#[test]
+fn a_short_read_that_drained_the_transport_is_the_last_read() {
+    let mut s = server();
+    let alice = login(&mut s, "alice");
+    let before = s.transport(alice).reads;
+    s.send(alice, b"alice: one\nalice: two\n");
+    s.turn();
+    assert_eq!(s.take_output(alice), "from alice: one\nfrom alice: two\n");
+    // One read took it all; no second read to learn `WouldBlock`.
+    assert_eq!(s.transport(alice).reads - before, 1);
+}
+
+#[test]
+fn a_short_read_with_the_end_of_stream_behind_it_reads_on_to_the_end() {
+    let mut s = server();
+    let alice = login(&mut s, "alice");
+    s.send(alice, b"alice: bye\n");
+    s.transport(alice).input_closed = true;
+    s.turn();
+    assert_eq!(s.take_output(alice), "from alice: bye\n");
+    assert!(!s.is_open(alice));
+}
+
+#[test]
+fn a_read_cut_short_by_the_chunk_size_is_not_taken_for_drained() {
+    let mut s = server();
+    let alice = s.connect_with(MemoryTransport {
+        read_chunk: 3,
+        ..MemoryTransport::default()
+    });
+    s.send(alice, b"alice\nalice: hi\n");
+    s.turn();
+    assert_eq!(s.take_output(alice), "from alice: hi\n");
+}

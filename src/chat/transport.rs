@@ -21,6 +21,15 @@ pub trait Transport: Read + Write {
         false
     }
 
+    /// Asked right after a read that returned fewer bytes than the buffer held: whether the
+    /// core may stop reading there, without reading on to `WouldBlock`, and lose nothing. True
+    /// only when nothing more can be read now *and* the driver will be told when something
+    /// arrives (new bytes, an end of stream, an error). Without that knowledge, `false`: the
+    /// core reads on to `WouldBlock` or the end of stream.
+    fn short_read_drained(&self) -> bool {
+        false
+    }
+
     /// Whether the peer has already closed or reset the connection with nothing unread before
     /// that. Asked before a name is refused as taken, so that a client that reconnects at once
     /// gets its name back even if the old connection's close was not yet seen. Without IO to

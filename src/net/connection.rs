@@ -123,6 +123,10 @@ impl Stream {
 pub(super) struct Connection {
     pub(super) stream: Stream,
     pub(super) writable: bool,
+    /// A readiness event said the peer closed its side or the socket failed: reads go on to
+    /// the end of stream or the error, never stop at a short read, and the write side is left
+    /// for the close to end (`shutdown_write`). Never unset.
+    pub(super) peer_closing: bool,
     /// Over TLS: reads may do handshake work now (see `handshakes.rs`). While it is shut, a
     /// handshaking session reads as `WouldBlock` without touching the socket.
     #[cfg(feature = "tls")]
@@ -138,6 +142,7 @@ impl Connection {
         Connection {
             stream,
             writable: false,
+            peer_closing: false,
             #[cfg(feature = "tls")]
             handshake_gate_open: false,
             #[cfg(feature = "tls")]
@@ -204,7 +209,14 @@ impl Write for Connection {
 }
 
 impl Transport for Connection {
+    /// Plain TCP whose peer closed its side (a readiness event said so): nothing, since the
+    /// core closes such a connection once it has read its end of stream, and `close` of a
+    /// socket with nothing unread sends the same FIN; the `shutdown` would be one more system
+    /// call per connection for nothing.
     fn shutdown_write(&mut self) -> io::Result<()> {
+        if self.peer_closing && matches!(self.stream, Stream::Plain(_)) {
+            return Ok(());
+        }
         self.transport().shutdown_write()
     }
 
@@ -218,5 +230,32 @@ impl Transport for Connection {
 
     fn is_closed_by_peer(&mut self) -> bool {
         self.transport().is_closed_by_peer()
+    }
+
+    /// Plain TCP only, and only until a readiness event said the peer closed or failed.
+    ///
+    /// A read from a stream socket that returns less than asked has emptied the receive
+    /// queue: "if you call read(2) by asking to read a certain amount of data and read(2)
+    /// returns a lower number of bytes, you can be sure of having exhausted the read I/O space
+    /// for the file descriptor" (epoll(7), Q&A 9). Stopping there is safe with mio's
+    /// edge-triggered registration because every arrival after that read (bytes, a FIN, a
+    /// reset) wakes the epoll instance again and queues a new event for the socket, whether or
+    /// not the previous one was read to `EAGAIN`. What no new event will announce is what had
+    /// already arrived when the event being handled was harvested: a FIN or an error queued
+    /// behind the bytes. mio reports those on that very event (`is_read_closed`, `is_error`,
+    /// from `EPOLLRDHUP`/`EPOLLHUP`/`EPOLLERR`), and the driver sets `peer_closing` from it
+    /// before the read, so such a connection is read on to the end of stream. (The read at
+    /// accept comes before any event but after the registration, which queues an event for
+    /// whatever is already there.)
+    ///
+    /// Over TLS or a WebSocket, `false`: a short read of plaintext or of a frame's payload says
+    /// nothing of the socket (rustls may hold a partial record, the decoder a partial frame, and
+    /// need another read of the socket), so they read on to `WouldBlock`.
+    fn short_read_drained(&self) -> bool {
+        match &self.stream {
+            Stream::Plain(_) => !self.peer_closing,
+            // A short read of plaintext or of a frame's payload says nothing of the socket.
+            _ => false,
+        }
     }
 }

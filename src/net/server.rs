@@ -250,6 +250,12 @@ impl Server {
                 if event.is_writable() || event.is_write_closed() || event.is_error() {
                     self.chat.on_writable(key);
                 }
+                if event.is_read_closed() || event.is_error() {
+                    // See `Connection::short_read_drained`.
+                    if let Some(connection) = self.chat.transport_mut(key) {
+                        connection.peer_closing = true;
+                    }
+                }
                 if event.is_readable() || event.is_read_closed() || event.is_error() {
                     self.on_readable(key, now);
                 }

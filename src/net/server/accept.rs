@@ -6,7 +6,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use log::{info, warn};
+use log::{debug, info, warn};
 use mio::net::TcpStream;
 use mio::{Interest, Registry};
 
@@ -85,7 +85,7 @@ impl Server {
             warn!("cannot register a connection from {addr}: {e}");
             return;
         }
-        info!("#{key} connected from {addr}");
+        debug!("#{key} connected from {addr}");
         let accepted = self.chat.accept(connection, now);
         debug_assert_eq!(accepted, key);
         self.handshakes.on_accepted(&mut self.chat, key, now);
