@@ -246,7 +246,7 @@ fn over_websockets_plain_and_tls() {
     let ws = bench(server.ws_addrs[0], &[&["--ws"][..], &args].concat());
     let wss = bench(
         server.wss_addrs[0],
-        &[&["--ws", "--tls", "--ca", &ca][..], &args].concat(),
+        &[&["--wss", "--ca", &ca][..], &args].concat(),
     );
     for output in [ws, wss] {
         let json = String::from_utf8(output.stdout).unwrap();

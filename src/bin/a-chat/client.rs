@@ -36,7 +36,7 @@ const CLOSING_NOTICES: [&str; 5] = [
 /// had not finished, or spoke TLS to a plain client (a TLS port answers a plain client's
 /// first line with an alert), or closed in the middle of the TLS handshake.
 pub fn run(args: &ClientArgs) -> io::Result<ExitCode> {
-    let tls = match args.tls.tls {
+    let tls = match args.tls.speaks_tls(false)? {
         true => Some(TlsTarget {
             config: client_config(args.tls.ca.as_deref())?,
             name: server_name(&args.addr)?,

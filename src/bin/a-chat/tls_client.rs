@@ -15,10 +15,24 @@ pub struct TlsClientArgs {
     /// Speak TLS to the server.
     #[arg(long)]
     pub tls: bool,
-    /// With --tls: trust the certificates of this PEM file (a self-signed one, say) instead of
-    /// the system's roots.
-    #[arg(long, value_name = "FILE", requires = "tls")]
+    /// With --tls (or the load generator's --wss): trust the certificates of this PEM file (a
+    /// self-signed one, say) instead of the system's roots.
+    #[arg(long, value_name = "FILE")]
     pub ca: Option<PathBuf>,
+}
+
+impl TlsClientArgs {
+    /// Whether TLS is spoken, given whether another option (`--wss`) asks for it too; `--ca`
+    /// without either is refused with a sentence.
+    pub fn speaks_tls(&self, also: bool) -> io::Result<bool> {
+        let tls = self.tls || also;
+        if self.ca.is_some() && !tls {
+            return Err(io::Error::other(
+                "--ca needs --tls (or --wss): it says whom to trust over TLS",
+            ));
+        }
+        Ok(tls)
+    }
 }
 
 /// A client configuration trusting the certificates of `ca` (a PEM file), or the system's roots

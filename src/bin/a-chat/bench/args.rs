@@ -86,6 +86,10 @@ pub struct BenchArgs {
     /// server's --listen-wss): each line one text message.
     #[arg(long)]
     pub ws: bool,
+    /// Speak WebSocket over TLS (`wss://ADDR/chat`, a server's --listen-wss): the same as
+    /// --ws --tls, with --ca for a certificate of one's own.
+    #[arg(long, conflicts_with = "ws")]
+    pub wss: bool,
     #[command(flatten)]
     pub sweep: SweepArgs,
 }
@@ -309,11 +313,11 @@ impl Plan {
             hold: args.hold,
             prefix: args.prefix.clone(),
             tls: None,
-            ws: args.ws,
+            ws: args.ws || args.wss,
             cross_nodes: args.cross_node,
             progress: args.progress || !args.json,
         };
-        if args.tls.tls {
+        if args.tls.speaks_tls(args.wss).map_err(|e| e.to_string())? {
             let config = client_config(args.tls.ca.as_deref()).map_err(|e| e.to_string())?;
             let targets = args
                 .addr
