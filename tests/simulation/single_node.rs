@@ -99,7 +99,7 @@ struct Sim {
 
 impl Sim {
     fn new(seed: u64) -> Self {
-        let bounded = seed % 3 == 0;
+        let bounded = seed.is_multiple_of(3);
         let config = Config {
             max_line: 80,
             // No queue is too long on its own: in the unbounded seeds every byte must arrive.

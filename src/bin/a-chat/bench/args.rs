@@ -331,7 +331,7 @@ impl Plan {
             return Err(format!("--senders must be 1 to --conns ({})", args.conns));
         }
         let nodes = plan.addrs.len();
-        if args.cross_node && (nodes < 2 || args.conns % nodes != 0) {
+        if args.cross_node && (nodes < 2 || !args.conns.is_multiple_of(nodes)) {
             return Err(format!(
                 "--cross-node needs several --addr and --conns a multiple of them ({nodes})"
             ));
