@@ -72,7 +72,7 @@ pub(super) struct RedisSocket {
 
 impl RedisSocket {
     /// The socket for the Redis `config` names; an error says why it cannot be reached (TLS
-    /// without its configuration, a host no certificate can name, a target not supported).
+    /// without its configuration, a host no certificate can name).
     pub(super) fn new(config: &ClusterConfig) -> Result<Self, String> {
         let (server, sentinel) = match &config.target {
             RedisTarget::Server(server) => (Some(server), None),
