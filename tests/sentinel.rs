@@ -19,7 +19,12 @@ use util::{Client, ServerProcess, WAIT};
 const TTL: &str = "5";
 
 fn node(url: &str) -> ServerProcess {
-    let server = ServerProcess::start(&["--cluster", url, "--cluster-ttl", TTL]);
+    node_with(url, &[])
+}
+
+/// A node with more options (`--cluster-ca FILE`).
+fn node_with(url: &str, extra: &[&str]) -> ServerProcess {
+    let server = ServerProcess::start(&[&["--cluster", url, "--cluster-ttl", TTL], extra].concat());
     server.wait_for_log("cluster: joined as node");
     server
 }
@@ -153,6 +158,44 @@ fn chat_across_nodes_goes_on_after_a_forced_failover_and_after_the_master_is_kil
     for node in [&a, &b] {
         node.wait_for_log(&format!("cluster: following a failover to {master}"));
     }
+}
+
+#[test]
+fn over_rediss_sentinel_chat_across_nodes_goes_on_after_a_forced_failover() {
+    // TLS only, to the sentinels and to the master: the master's certificate is checked
+    // against the IP address the sentinels name (127.0.0.1, an IP SAN of the test PKI).
+    let setup = SentinelSetup::start_tls();
+    let url = setup.url();
+    assert!(url.starts_with("rediss-sentinel://"), "{url}");
+    let ca = util::tls::files().ca.to_str().unwrap();
+    let a = node_with(&url, &["--cluster-ca", ca]);
+    let b = node_with(&url, &["--cluster-ca", ca]);
+    let mut alice = Client::login(a.addr(), "alice");
+    let mut bob = Client::login(b.addr(), "bob");
+    let mut n = 0;
+    assert!(
+        crosses(&mut alice, "alice", &mut bob, "bob", &mut n)
+            || crosses(&mut alice, "alice", &mut bob, "bob", &mut n)
+    );
+    let (master, switched) = setup.failover();
+    let took = rules_hold_again(&a, &b, &mut alice, &mut bob, switched, 1);
+    eprintln!("SENTINEL FAILOVER over TLS: section 6 held again {took:?} after the switch");
+    for node in [&a, &b] {
+        node.wait_for_log(&format!("cluster: following a failover to {master}"));
+    }
+}
+
+#[test]
+fn sentinels_whose_certificate_is_from_another_ca_are_refused_in_a_sentence() {
+    let setup = SentinelSetup::start_tls();
+    let other = util::tls::files().other_ca.to_str().unwrap();
+    let a = ServerProcess::start(&["--cluster", &setup.url(), "--cluster-ca", other]);
+    a.wait_for_log("cluster: TLS with sentinel 127.0.0.1:");
+    a.wait_for_log("(for Redis, that file is --cluster-ca FILE)");
+    // No master, so rule 6.5: logins are refused.
+    let mut alice = Client::connect(a.addr());
+    alice.send("alice\n");
+    alice.expect("error: cluster unavailable");
 }
 
 #[test]

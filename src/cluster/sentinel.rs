@@ -197,6 +197,11 @@ impl Sentinels {
         self.addrs[self.current]
     }
 
+    /// Its place in the list given to [`Sentinels::new`].
+    pub(crate) fn current_index(&self) -> usize {
+        self.current
+    }
+
     /// The driver started connecting to [`Sentinels::current`].
     pub(crate) fn on_connecting(&mut self, now: Instant) {
         if self.state != State::Closed {

@@ -4,7 +4,10 @@
 //! asks, feeds what it reads to the core, writes what the turn queued in one write, and drops
 //! the connection when the link finds it broken (a reply it refuses, or Redis overdue) or TLS
 //! fails. With `redis-sentinel://` the address comes from the sentinels (`sentinel.rs`): asked
-//! before each connection, and followed when they announce a switch.
+//! before each connection, and followed when they announce a switch. With `rediss-sentinel://`
+//! both the sentinels and the master are spoken to over TLS, the same client configuration for
+//! both; the master's certificate is checked against the IP address the sentinels gave (an IP
+//! SAN), a sentinel's against its host as the URL writes it.
 
 use std::io;
 use std::net::SocketAddr;
@@ -37,7 +40,8 @@ const READ_BUDGET: usize = 1 << 20;
 #[derive(Debug)]
 struct RedisTls {
     config: Arc<rustls::ClientConfig>,
-    name: ServerName<'static>,
+    /// The URL's host; `None` with sentinels: then the IP address they named.
+    name: Option<ServerName<'static>>,
 }
 
 /// The connection to Redis, if there is one.
@@ -68,41 +72,33 @@ pub(super) struct RedisSocket {
 
 impl RedisSocket {
     /// The socket for the Redis `config` names; an error says why it cannot be reached (TLS
-    /// without its configuration, a host no certificate can name, a target not supported).
+    /// without its configuration, a host no certificate can name).
     pub(super) fn new(config: &ClusterConfig) -> Result<Self, String> {
         let (server, sentinel) = match &config.target {
             RedisTarget::Server(server) => (Some(server), None),
-            RedisTarget::Sentinel { .. } if config.tls => {
-                return Err(format!(
-                    "{config}: TLS to a master found through sentinels (rediss-sentinel://) is \
-                     not supported yet"
-                ));
-            }
             RedisTarget::Sentinel { sentinels, master } => {
                 let addrs = sentinels.iter().map(|sentinel| sentinel.addr).collect();
                 // The link's deadline: a third of the TTL.
                 let deadline = config.ttl / 3;
-                let sentinels = Sentinels::new(addrs, master.clone(), deadline, Instant::now());
-                (None, Some((SentinelSocket::new(sentinels), None)))
+                let core = Sentinels::new(addrs, master.clone(), deadline, Instant::now());
+                let socket = SentinelSocket::new(config, core, sentinels)?;
+                (None, Some((socket, None)))
             }
         };
         #[cfg(feature = "tls")]
-        let tls = match (&config.tls_config, server.filter(|_| config.tls)) {
-            (Some(tls), Some(server)) => Some(RedisTls {
+        let tls = match (&config.tls_config, config.tls) {
+            (Some(tls), true) => Some(RedisTls {
                 config: tls.clone(),
-                name: ServerName::try_from(server.host.clone()).map_err(|e| {
-                    format!(
-                        "{config}: {} cannot name a TLS certificate: {e}",
-                        server.host
-                    )
-                })?,
+                name: server
+                    .map(|server| server_name(config, server))
+                    .transpose()?,
             }),
-            (None, Some(_)) => {
+            (None, true) => {
                 return Err(format!(
                     "{config}: TLS to Redis needs ClusterConfig::tls_config (whom to trust)"
                 ));
             }
-            (_, None) => None,
+            (_, false) => None,
         };
         #[cfg(not(feature = "tls"))]
         if config.tls {
@@ -363,8 +359,10 @@ impl RedisSocket {
         let _ = stream.set_nodelay(true);
         #[cfg(feature = "tls")]
         if let Some(tls) = &self.tls {
+            // The certificate names the URL's host, or the master's IP as the sentinels gave it.
+            let name = (tls.name.clone()).unwrap_or_else(|| ServerName::from(self.addr.ip()));
             // The ClientHello waits in the session for the first write.
-            let session = TlsTransport::client(tls.config.clone(), tls.name.clone(), stream)?;
+            let session = TlsTransport::client(tls.config.clone(), name, stream)?;
             self.stream = Some(Stream::Tls(Box::new(session)));
             self.connecting = true;
             self.writable = true;
@@ -497,9 +495,23 @@ impl RedisSocket {
     }
 }
 
+/// The name `server`'s TLS certificate must show: its host as the URL writes it.
+#[cfg(feature = "tls")]
+pub(super) fn server_name(
+    config: &ClusterConfig,
+    server: &crate::cluster::RedisAddr,
+) -> Result<ServerName<'static>, String> {
+    ServerName::try_from(server.host.clone()).map_err(|e| {
+        format!(
+            "{config}: {} cannot name a TLS certificate: {e}",
+            server.host
+        )
+    })
+}
+
 /// What a TLS failure's sentence (written for `a-chat client`) means in the options of a node.
 #[cfg(feature = "tls")]
-fn redis_hint(failure: &crate::tls::TlsError) -> &'static str {
+pub(super) fn redis_hint(failure: &crate::tls::TlsError) -> &'static str {
     use rustls::{AlertDescription, CertificateError, Error};
     match &failure.error {
         Error::InvalidCertificate(CertificateError::UnknownIssuer) => {

@@ -1,9 +1,13 @@
 //! The driver's side of Redis Sentinel: the connection to one sentinel at a time as one more
 //! source on the loop (its own token, after Redis's), fed to the IO-free
 //! [`Sentinels`](crate::cluster::sentinel::Sentinels), which says which sentinel to connect to,
-//! what to write, and what the sentinels told ([`News`], acted on by `redis.rs`).
+//! what to write, and what the sentinels told ([`News`], acted on by `redis.rs`). With
+//! `rediss-sentinel://` the connection is TLS (the node's client configuration for Redis, the
+//! sentinel's certificate checked against its host as the URL writes it).
 
-use std::io::{self, Read, Write};
+use std::io;
+#[cfg(feature = "tls")]
+use std::sync::Arc;
 use std::time::Instant;
 
 use log::{debug, warn};
@@ -11,9 +15,15 @@ use mio::event::Event;
 use mio::net::TcpStream;
 use mio::{Interest, Registry};
 
+use super::connection::Stream;
 use super::layout::{Layout, Source};
 use crate::cluster::sentinel::{News, Sentinels};
+use crate::cluster::{ClusterConfig, RedisAddr};
 use crate::io_errors::{interrupted, would_block};
+#[cfg(feature = "tls")]
+use crate::tls::TlsTransport;
+#[cfg(feature = "tls")]
+use rustls::pki_types::ServerName;
 
 /// Bytes read from a sentinel per turn: its replies are a few dozen bytes; more waits for the
 /// next turn, so that a flooding sentinel cannot hold the loop.
@@ -23,7 +33,11 @@ const READ_BUDGET: usize = 64 * 1024;
 #[derive(Debug)]
 pub(super) struct SentinelSocket {
     pub(super) sentinels: Sentinels,
-    stream: Option<TcpStream>,
+    /// Over TLS (`rediss-sentinel://`): the client configuration, and the name each sentinel's
+    /// certificate must show. Invariant: one name per sentinel, in the order of `sentinels`.
+    #[cfg(feature = "tls")]
+    tls: Option<(Arc<rustls::ClientConfig>, Vec<ServerName<'static>>)>,
+    stream: Option<Stream>,
     connecting: bool,
     /// Whether `WRITABLE` is in the registered interest.
     writable: bool,
@@ -34,15 +48,38 @@ pub(super) struct SentinelSocket {
 }
 
 impl SentinelSocket {
-    pub(super) fn new(sentinels: Sentinels) -> Self {
-        SentinelSocket {
+    /// The socket for the sentinels at `addrs` (the URL's, in the order `sentinels` was made
+    /// with), over TLS if `config` says so; an error says why it cannot be (a host no
+    /// certificate can name).
+    pub(super) fn new(
+        config: &ClusterConfig,
+        sentinels: Sentinels,
+        addrs: &[RedisAddr],
+    ) -> Result<Self, String> {
+        #[cfg(feature = "tls")]
+        let tls = match (&config.tls_config, config.tls) {
+            (Some(tls), true) => {
+                let names = addrs
+                    .iter()
+                    .map(|addr| super::redis::server_name(config, addr))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Some((tls.clone(), names))
+            }
+            // `redis.rs` says why TLS cannot be without its configuration.
+            _ => None,
+        };
+        #[cfg(not(feature = "tls"))]
+        let _ = (config, addrs);
+        Ok(SentinelSocket {
             sentinels,
+            #[cfg(feature = "tls")]
+            tls,
             stream: None,
             connecting: false,
             writable: false,
             unread: false,
             scratch: vec![0; 16 * 1024],
-        }
+        })
     }
 
     /// Whether input is waiting that no new readiness edge will announce.
@@ -56,7 +93,7 @@ impl SentinelSocket {
             if !(event.is_writable() || event.is_error() || event.is_write_closed()) {
                 return;
             }
-            match finish_connect(self.stream.as_ref()) {
+            match finish_connect(self.stream.as_mut().map(Stream::socket)) {
                 Ok(false) => return,
                 Ok(true) => {
                     debug!(
@@ -125,7 +162,7 @@ impl SentinelSocket {
     pub(super) fn close(&mut self, registry: &Registry) {
         self.sentinels.close();
         if let Some(mut stream) = self.stream.take() {
-            let _ = registry.deregister(&mut stream);
+            let _ = registry.deregister(stream.socket());
         }
         self.connecting = false;
         self.unread = false;
@@ -143,7 +180,17 @@ impl SentinelSocket {
             .expect("the layout holds a sentinel");
         registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
         let _ = stream.set_nodelay(true);
-        self.stream = Some(stream);
+        #[cfg(feature = "tls")]
+        if let Some((config, names)) = &self.tls {
+            let name = names[self.sentinels.current_index()].clone();
+            // The ClientHello waits in the session for the first write.
+            let session = TlsTransport::client(config.clone(), name, stream)?;
+            self.stream = Some(Stream::Tls(Box::new(session)));
+            self.connecting = true;
+            self.writable = true;
+            return Ok(());
+        }
+        self.stream = Some(Stream::Plain(stream));
         self.connecting = true;
         self.writable = true;
         Ok(())
@@ -160,7 +207,7 @@ impl SentinelSocket {
                 self.unread = true;
                 return;
             }
-            match stream.read(&mut self.scratch) {
+            match stream.transport().read(&mut self.scratch) {
                 Ok(0) => {
                     warn!(
                         "cluster: sentinel {} closed the connection",
@@ -181,6 +228,16 @@ impl SentinelSocket {
                 Err(e) if would_block(&e) => return,
                 Err(e) if interrupted(&e) => {}
                 Err(e) => {
+                    #[cfg(feature = "tls")]
+                    if let Some(failure) = stream.take_tls_failure() {
+                        warn!(
+                            "cluster: TLS with sentinel {} failed: {failure}{}: trying the next \
+                             one",
+                            self.sentinels.current(),
+                            super::redis::redis_hint(&failure)
+                        );
+                        return self.drop_connection(registry, now);
+                    }
                     warn!(
                         "cluster: reading from sentinel {} failed: {e}",
                         self.sentinels.current()
@@ -195,8 +252,16 @@ impl SentinelSocket {
         let Some(stream) = &mut self.stream else {
             return Ok(());
         };
-        while !self.sentinels.output().is_empty() {
-            match stream.write(self.sentinels.output()) {
+        let transport = stream.transport();
+        // Records the TLS session holds (its handshake's, or what did not fit) go first.
+        let flushed = match transport.flush() {
+            Err(e) if would_block(&e) => false,
+            other => other.map(|()| true)?,
+        };
+        while flushed && !self.sentinels.output().is_empty() {
+            // Over TLS, `WouldBlock` also while the handshake is under way: the read that
+            // ends it makes the stream want to write.
+            match transport.write(self.sentinels.output()) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => self.sentinels.consumed(n),
                 Err(e) if would_block(&e) => break,
@@ -204,7 +269,7 @@ impl SentinelSocket {
                 Err(e) => return Err(e),
             }
         }
-        let wanted = !self.sentinels.output().is_empty();
+        let wanted = stream.wants_write() || !self.sentinels.output().is_empty();
         if wanted != self.writable {
             let interest = if wanted {
                 Interest::READABLE | Interest::WRITABLE
@@ -214,7 +279,7 @@ impl SentinelSocket {
             let token = layout
                 .token(Source::Sentinel)
                 .expect("the layout holds a sentinel");
-            registry.reregister(stream, token, interest)?;
+            registry.reregister(stream.socket(), token, interest)?;
             self.writable = wanted;
         }
         Ok(())
@@ -222,7 +287,7 @@ impl SentinelSocket {
 
     fn drop_connection(&mut self, registry: &Registry, now: Instant) {
         if let Some(mut stream) = self.stream.take() {
-            let _ = registry.deregister(&mut stream);
+            let _ = registry.deregister(stream.socket());
         }
         self.connecting = false;
         self.unread = false;
@@ -231,7 +296,7 @@ impl SentinelSocket {
 }
 
 /// `Ok(true)` once a non-blocking connect is made, `Ok(false)` while under way.
-pub(super) fn finish_connect(stream: Option<&TcpStream>) -> io::Result<bool> {
+pub(super) fn finish_connect(stream: Option<&mut TcpStream>) -> io::Result<bool> {
     let Some(stream) = stream else {
         return Err(io::ErrorKind::NotConnected.into());
     };

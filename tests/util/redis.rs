@@ -106,6 +106,11 @@ impl RedisServer {
     /// test PKI's server certificate; `auth_clients` asks the nodes for a client certificate
     /// signed by the test CA (`--tls-auth-clients yes`).
     pub fn start_tls(auth_clients: bool) -> RedisServer {
+        RedisServer::start_tls_with(auth_clients, &[])
+    }
+
+    /// [`RedisServer::start_tls`] with more options (`--tls-replication yes`, `--replicaof`).
+    pub fn start_tls_with(auth_clients: bool, extra: &[&str]) -> RedisServer {
         let files = super::tls::files();
         let path = |p: &std::path::Path| p.to_str().unwrap().to_string();
         let mut args = user_options();
@@ -119,6 +124,7 @@ impl RedisServer {
             "--tls-auth-clients".to_string(),
             if auth_clients { "yes" } else { "no" }.to_string(),
         ]);
+        args.extend(extra.iter().map(|arg| arg.to_string()));
         let port = free_port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let mut cli_args = vec!["--tls".to_string(), "--cacert".to_string(), path(&files.ca)];

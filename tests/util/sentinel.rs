@@ -2,7 +2,9 @@
 //! sentinels (`redis-server SENTINEL.conf --sentinel`, their config files written into a
 //! directory of the test's own), each on a free loopback port with persistence off, and short
 //! timeouts so that failovers are quick. Failovers are forced both ways: `SENTINEL FAILOVER`,
-//! and SIGKILL of the master.
+//! and SIGKILL of the master. [`SentinelSetup::start_tls`] makes the same setup speak TLS only
+//! (`--port 0 --tls-port P`, the test PKI of `tls.rs`): clients, replication and the sentinels'
+//! own links.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,12 +35,16 @@ pub struct SentinelSetup {
     pub servers: [RedisServer; 2],
     pub sentinels: Vec<Sentinel>,
     dir: PathBuf,
+    /// Everything speaks TLS only.
+    tls: bool,
 }
 
 /// One `redis-server --sentinel`.
 pub struct Sentinel {
     child: Child,
     pub addr: SocketAddr,
+    /// It listens on a TLS port only.
+    tls: bool,
 }
 
 impl Drop for Sentinel {
@@ -52,6 +58,17 @@ impl SentinelSetup {
     /// Starts the five processes and waits (bounded) until every sentinel sees the master, the
     /// replica in sync, and the two other sentinels.
     pub fn start() -> SentinelSetup {
+        SentinelSetup::start_mode(false)
+    }
+
+    /// [`SentinelSetup::start`] over TLS only: the servers and the sentinels on TLS ports,
+    /// replication and the sentinels' links over TLS, their certificate the test PKI's (for
+    /// `localhost` and 127.0.0.1, signed by its CA); no client certificate asked for.
+    pub fn start_tls() -> SentinelSetup {
+        SentinelSetup::start_mode(true)
+    }
+
+    fn start_mode(tls: bool) -> SentinelSetup {
         static SETUPS: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "a-chat-sentinel-{}-{}",
@@ -79,27 +96,40 @@ impl SentinelSetup {
             &["--masteruser", ADMIN_USER, "--masterauth", ADMIN_PASSWORD],
         ]
         .concat();
-        let master = RedisServer::start_with(&admin);
+        let start = |args: &[&str]| {
+            if tls {
+                RedisServer::start_tls_with(false, &[args, &["--tls-replication", "yes"]].concat())
+            } else {
+                RedisServer::start_with(args)
+            }
+        };
+        let master = start(&admin);
         let port = master.addr.port().to_string();
-        let replica =
-            RedisServer::start_with(&[&admin[..], &["--replicaof", "127.0.0.1", &port]].concat());
+        let replica = start(&[&admin[..], &["--replicaof", "127.0.0.1", &port]].concat());
         let sentinels = (0..3)
-            .map(|i| Sentinel::start(&dir, i, master.addr))
+            .map(|i| Sentinel::start(&dir, i, master.addr, tls))
             .collect();
         let setup = SentinelSetup {
             servers: [master, replica],
             sentinels,
             dir,
+            tls,
         };
         setup.wait_ready();
         setup
     }
 
-    /// `redis-sentinel://USER:PASSWORD@H:P,H:P,H:P/MASTER`, the nodes' user and password.
+    /// `redis-sentinel://USER:PASSWORD@H:P,H:P,H:P/MASTER` (`rediss-sentinel://` over TLS),
+    /// the nodes' user and password.
     pub fn url(&self) -> String {
         let addrs: Vec<String> = self.sentinels.iter().map(|s| s.addr.to_string()).collect();
+        let scheme = if self.tls {
+            "rediss-sentinel"
+        } else {
+            "redis-sentinel"
+        };
         format!(
-            "redis-sentinel://{NODE_USER}:{NODE_PASSWORD}@{}/{MASTER}",
+            "{scheme}://{NODE_USER}:{NODE_PASSWORD}@{}/{MASTER}",
             addrs.join(",")
         )
     }
@@ -150,7 +180,7 @@ impl SentinelSetup {
         let old = self.master_addr();
         eventually("a sentinel accepts SENTINEL FAILOVER", || {
             // `INPROG` or `NOGOODSLAVE` while the last failover's timeout has not passed.
-            let answer = cli(self.sentinels[0].addr, &["SENTINEL", "FAILOVER", MASTER])?;
+            let answer = self.sentinels[0].cli(&["SENTINEL", "FAILOVER", MASTER])?;
             (answer == "OK").then_some(())
         });
         self.wait_switch(old)
@@ -216,14 +246,33 @@ impl Drop for SentinelSetup {
 }
 
 impl Sentinel {
-    /// Starts sentinel `index` on a free port, its config file in `dir`, monitoring `master`.
-    fn start(dir: &std::path::Path, index: usize, master: SocketAddr) -> Sentinel {
+    /// Starts sentinel `index` on a free port, its config file in `dir`, monitoring `master`
+    /// (over TLS only with `tls`: its port a TLS port, its links to the servers and the other
+    /// sentinels TLS).
+    fn start(dir: &std::path::Path, index: usize, master: SocketAddr, tls: bool) -> Sentinel {
         let port = free_port();
         let config = dir.join(format!("sentinel-{index}.conf"));
+        let ports = if tls {
+            let files = super::tls::files();
+            format!(
+                "port 0\n\
+                 tls-port {port}\n\
+                 tls-cert-file {}\n\
+                 tls-key-file {}\n\
+                 tls-ca-cert-file {}\n\
+                 tls-auth-clients no\n\
+                 tls-replication yes\n",
+                files.cert.display(),
+                files.key.display(),
+                files.ca.display()
+            )
+        } else {
+            format!("port {port}\n")
+        };
         std::fs::write(
             &config,
             format!(
-                "port {port}\n\
+                "{ports}\
                  bind 127.0.0.1\n\
                  daemonize no\n\
                  dir {dir}\n\
@@ -250,16 +299,17 @@ impl Sentinel {
         let sentinel = Sentinel {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            tls,
         };
         eventually("the sentinel answers", || {
-            (cli(sentinel.addr, &["PING"])? == "PONG").then_some(())
+            (sentinel.cli(&["PING"])? == "PONG").then_some(())
         });
         sentinel
     }
 
     /// The master this sentinel names now (`SENTINEL get-master-addr-by-name`).
     pub fn master_addr(&self) -> Option<SocketAddr> {
-        let answer = cli(self.addr, &["SENTINEL", "get-master-addr-by-name", MASTER])?;
+        let answer = self.cli(&["SENTINEL", "get-master-addr-by-name", MASTER])?;
         let mut lines = answer.lines();
         let host = lines.next()?;
         let port = lines.next()?;
@@ -269,14 +319,14 @@ impl Sentinel {
     /// Whether this sentinel sees `master` up, a replica of it up, and two other sentinels:
     /// quorum and authorization can be reached.
     fn is_ready(&self, master: SocketAddr) -> bool {
-        let quorum = cli(self.addr, &["SENTINEL", "CKQUORUM", MASTER]);
+        let quorum = self.cli(&["SENTINEL", "CKQUORUM", MASTER]);
         if !quorum.is_some_and(|answer| answer.starts_with("OK 3 usable")) {
             return false;
         }
         if self.master_addr() != Some(master) {
             return false;
         }
-        let Some(replicas) = cli(self.addr, &["SENTINEL", "REPLICAS", MASTER]) else {
+        let Some(replicas) = self.cli(&["SENTINEL", "REPLICAS", MASTER]) else {
             return false;
         };
         // redis-cli prints each replica's fields as name and value lines.
@@ -289,17 +339,24 @@ impl Sentinel {
         };
         value("flags") == Some("slave")
     }
+
+    /// Runs one command with `redis-cli` against this sentinel and returns its output, trimmed;
+    /// `None` if it fails or cannot connect.
+    pub fn cli(&self, args: &[&str]) -> Option<String> {
+        cli(self.addr, self.tls, args)
+    }
 }
 
-/// Runs one command with `redis-cli` against `addr` and returns its output, trimmed; `None`
-/// if it fails or cannot connect.
-pub fn cli(addr: SocketAddr, args: &[&str]) -> Option<String> {
-    let output = Command::new("redis-cli")
-        .args(["-h", "127.0.0.1", "-p", &addr.port().to_string()])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .ok()?;
+/// Runs one command with `redis-cli` against `addr` (over TLS, trusting the test CA, with
+/// `tls`) and returns its output, trimmed; `None` if it fails or cannot connect.
+fn cli(addr: SocketAddr, tls: bool, args: &[&str]) -> Option<String> {
+    let mut command = Command::new("redis-cli");
+    command.args(["-h", "127.0.0.1", "-p", &addr.port().to_string()]);
+    if tls {
+        command.args(["--tls", "--cacert"]);
+        command.arg(&super::tls::files().ca);
+    }
+    let output = command.args(args).stdin(Stdio::null()).output().ok()?;
     let text = String::from_utf8_lossy(&output.stdout).trim().to_string();
     (output.status.success() && !text.starts_with("Could not connect")).then_some(text)
 }

@@ -97,21 +97,25 @@ pub struct ServerArgs {
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
     pub shutdown_timeout: Duration,
     /// Join a cluster through the Redis at URL: peers on every node chat with each other, and
-    /// names are unique across the nodes. URL is redis://[USER[:PASSWORD]@]HOST[:PORT], or
-    /// rediss://... for TLS (a user without a password: the password is in the environment
-    /// variable A_CHAT_REDIS_PASSWORD, which keeps it out of `ps`).
+    /// names are unique across the nodes. URL is redis://[USER[:PASSWORD]@]HOST[:PORT],
+    /// rediss://... for TLS, redis-sentinel://[USER[:PASSWORD]@]HOST:PORT[,HOST:PORT...]/MASTER
+    /// for the master that sentinels name (failovers followed), or rediss-sentinel://... for
+    /// TLS to the sentinels and the master (a user without a password: the password is in the
+    /// environment variable A_CHAT_REDIS_PASSWORD, which keeps it out of `ps`; it goes to
+    /// Redis, not to the sentinels).
     #[arg(long, value_name = "URL")]
     pub cluster: Option<String>,
     /// With --cluster: seconds a node's names outlive it, and that a node cut off from Redis
     /// keeps its peers.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs, requires = "cluster")]
     pub cluster_ttl: Duration,
-    /// With a rediss:// --cluster: trust the certificates of this PEM file (a private CA) for
-    /// Redis's certificate instead of the system's roots.
+    /// With a rediss:// or rediss-sentinel:// --cluster: trust the certificates of this PEM
+    /// file (a private CA) for Redis's (and the sentinels') instead of the system's roots.
     #[arg(long, value_name = "FILE", requires = "cluster")]
     pub cluster_ca: Option<PathBuf>,
-    /// With a rediss:// --cluster: present this certificate chain (PEM) to Redis, for a Redis
-    /// with `tls-auth-clients yes`; needs --cluster-key.
+    /// With a rediss:// or rediss-sentinel:// --cluster: present this certificate chain (PEM)
+    /// to Redis (and the sentinels), for a Redis with `tls-auth-clients yes`; needs
+    /// --cluster-key.
     #[arg(long, value_name = "FILE", requires_all = ["cluster", "cluster_key"])]
     pub cluster_cert: Option<PathBuf>,
     /// With --cluster-cert: its private key (PEM).

@@ -26,7 +26,7 @@ pub fn config(args: &ServerArgs) -> io::Result<Option<ClusterConfig>> {
     if tls_files && !config.tls {
         return Err(invalid(
             "--cluster-ca, --cluster-cert and --cluster-key are for TLS to Redis: the --cluster \
-             URL must then be rediss://..."
+             URL must then be rediss://... or rediss-sentinel://..."
                 .into(),
         ));
     }
