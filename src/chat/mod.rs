@@ -59,6 +59,8 @@ use crate::stats::Stats;
 
 pub use peer::CloseReason;
 pub use transport::Transport;
+#[cfg(any(feature = "tls", feature = "ws"))]
+pub(crate) use transport::write_own_bytes;
 
 use closing::Shutdown;
 use directory::Directory;

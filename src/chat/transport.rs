@@ -47,3 +47,27 @@ pub trait Transport: Read + Write {
         false
     }
 }
+
+/// Writes `buf[*sent..]` to `io` until it is all out, then gives the buffer back: for a
+/// transport's own bytes (TLS records, WebSocket control frames). `WouldBlock` and other
+/// errors are returned with `*sent` where the writes stopped.
+#[cfg(any(feature = "tls", feature = "ws"))]
+pub(crate) fn write_own_bytes(
+    io: &mut impl Write,
+    buf: &mut Vec<u8>,
+    sent: &mut usize,
+) -> io::Result<()> {
+    while *sent < buf.len() {
+        match io.write(&buf[*sent..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => *sent += n,
+            Err(e) if crate::io_errors::interrupted(&e) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if buf.capacity() > 0 {
+        *buf = Vec::new();
+        *sent = 0;
+    }
+    Ok(())
+}

@@ -24,7 +24,7 @@ pub(crate) use self::error::LinkError;
 use self::requests::Request;
 use self::state::{Hold, Recovery, State};
 use super::events::{Claimed, Event, Who};
-use super::resp::{self, Scanner};
+use super::resp::{self, RespInput};
 use super::route_batch::RouteBatch;
 use super::scripts;
 use crate::cluster::RedisPassword;
@@ -60,12 +60,9 @@ pub(crate) struct ClusterLink {
     pending: VecDeque<Request>,
     /// Encoded requests not yet taken by the driver.
     out: Vec<u8>,
-    /// Bytes from Redis not decoded yet: part of one frame, and what the last read brought.
-    /// Invariant: at most [`resp::MAX_REPLY`] plus one read's bytes (the scanner refuses a
-    /// larger frame), and so is its capacity.
-    input: Vec<u8>,
-    /// Where the frame at the start of `input` ends, found as its bytes come.
-    scanner: Scanner,
+    /// Bytes from Redis not decoded yet: part of one frame, and what the last read brought
+    /// (bounded as [`RespInput`] says).
+    input: RespInput,
     /// The latest time the driver gave the link (every call that brings one sets it): the
     /// turn's time for the calls that bring none ([`ClusterLink::flush`], ...).
     clock: Instant,
@@ -113,8 +110,7 @@ impl ClusterLink {
             failed_once: false,
             pending: VecDeque::new(),
             out: Vec::new(),
-            input: Vec::new(),
-            scanner: Scanner::default(),
+            input: RespInput::default(),
             clock: now,
             waiting_since: None,
             hold: Hold::Never,
@@ -263,8 +259,7 @@ impl ClusterLink {
             self.stats.reconnects += 1;
         }
         self.out.clear();
-        self.input.clear();
-        self.scanner.reset();
+        self.input.reset();
         self.waiting_since = Some(now);
         // Authenticated before anything else: nothing else is sent before HELLO's answer
         // would matter, as Redis answers in order and refuses the rest unauthenticated.
@@ -311,11 +306,9 @@ impl ClusterLink {
         }
         self.clock = now;
         self.waiting_since = None;
-        self.scanner.reset();
         self.state.on_disconnected(now);
         self.out.clear();
-        // A hostile reply may have grown it to the bound: given back.
-        self.input = Vec::new();
+        self.input.reset();
         self.routes_in_flight = 0;
         self.stats.connected = false;
         self.failed_once = true;
@@ -344,24 +337,19 @@ impl ClusterLink {
     /// made again): it says why in a sentence.
     pub(crate) fn on_input(&mut self, bytes: &[u8], now: Instant) -> Result<(), LinkError> {
         self.clock = now;
-        resp::append_input(&mut self.input, bytes);
+        self.input.append(bytes);
         let waiting = self.pending.len();
         let mut at = 0;
         let result = loop {
-            // Each byte is scanned once, and a frame decoded once it is complete.
-            let frame = match self.scanner.scan(&self.input[at..]) {
-                Ok(Some(len)) => resp::decode_frame(&self.input[at..at + len]).map(|f| (f, len)),
-                Ok(None) => break Ok(()),
-                Err(e) => Err(e),
-            };
-            match frame {
-                Ok((frame, len)) => {
+            match self.input.next_frame(at) {
+                Ok(Some((frame, len))) => {
                     let base = at;
                     at += len;
                     if let Err(e) = self.on_frame(frame, base) {
                         break Err(e);
                     }
                 }
+                Ok(None) => break Ok(()),
                 Err(e) => break Err(e.into()),
             }
         };
@@ -369,21 +357,18 @@ impl ClusterLink {
             // Redis answered: the deadline runs again for the next request waiting.
             self.waiting_since = (!self.pending.is_empty()).then_some(now);
         }
-        self.input.drain(..at);
-        if self.input.is_empty() && self.input.capacity() > 64 * 1024 {
-            self.input = Vec::new();
-        }
+        self.input.consume(at);
         result
     }
 
     /// Bytes from Redis held undecoded (the input's capacity).
     pub(crate) fn input_held(&self) -> usize {
-        self.input.capacity()
+        self.input.held()
     }
 
     /// The bytes at `range` of a frame decoded at `base` of the input.
     fn input_at(&self, base: usize, range: &Range<usize>) -> &[u8] {
-        &self.input[base + range.start..base + range.end]
+        self.input.at(base, range)
     }
 
     /// The events since the last call.

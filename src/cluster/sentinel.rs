@@ -4,8 +4,8 @@
 //! address (at start, and each time that link broke). A sentinel that cannot be reached, does
 //! not answer within the deadline, does not know the master, or answers out of shape is left for
 //! the next one, in turn; a round in which none answered is a failed attempt for the link
-//! (rule 6.5, with the link's back-off). Replies are framed by the same bounded [`Scanner`] as
-//! Redis's. The driver (`src/net/redis.rs`) owns the socket.
+//! (rule 6.5, with the link's back-off). Replies are framed by the same bounded
+//! [`resp::RespInput`] as Redis's. The driver (`src/net/redis.rs`) owns the socket.
 //!
 //! The call order: [`Sentinels::wants_connection`] → [`Sentinels::on_connecting`] →
 //! [`Sentinels::on_connected`] (or [`Sentinels::on_disconnected`]); [`Sentinels::ask`] when the
@@ -17,7 +17,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use super::resp::{self, Frame, Reply, ReplyError, Scanner};
+use super::resp::{self, Frame, Reply, ReplyError, RespInput};
 
 /// The first wait before a new round of asking, after a round in which no sentinel answered;
 /// it doubles up to [`MAX_BACKOFF`].
@@ -145,9 +145,8 @@ pub(crate) struct Sentinels {
     /// Invariant: `Some` exactly while connected with requests waiting.
     waiting_since: Option<Instant>,
     out: Vec<u8>,
-    /// Bytes read not decoded yet. Invariant: as the link's input ([`resp::append_input`]).
-    input: Vec<u8>,
-    scanner: Scanner,
+    /// Bytes read not decoded yet.
+    input: RespInput,
     news: Vec<News>,
 }
 
@@ -173,8 +172,8 @@ impl Sentinels {
             pending: VecDeque::new(),
             waiting_since: None,
             out: Vec::new(),
-            input: Vec::new(),
-            scanner: Scanner::default(),
+            input: RespInput::default(),
+
             news: Vec::new(),
         }
     }
@@ -214,8 +213,7 @@ impl Sentinels {
     pub(crate) fn on_connected(&mut self, now: Instant) {
         self.state = State::Connected;
         self.out.clear();
-        self.input.clear();
-        self.scanner.reset();
+        self.input.reset();
         resp::encode_command(&mut self.out, &[b"HELLO", b"3"]);
         self.pending.push_back(Request::Hello);
         resp::encode_command(&mut self.out, &[b"SUBSCRIBE", b"+switch-master"]);
@@ -266,8 +264,7 @@ impl Sentinels {
         self.pending.clear();
         self.waiting_since = None;
         self.out.clear();
-        self.input = Vec::new();
-        self.scanner.reset();
+        self.input.reset();
         self.current = (self.current + 1) % self.addrs.len();
         self.failed_in_round += 1;
         let mut retry_at = now;
@@ -294,39 +291,31 @@ impl Sentinels {
     /// Bytes from the sentinel. An error means the driver drops the connection (and calls
     /// [`Sentinels::on_disconnected`]): it says why in a sentence.
     pub(crate) fn on_input(&mut self, bytes: &[u8], now: Instant) -> Result<(), SentinelError> {
-        resp::append_input(&mut self.input, bytes);
+        self.input.append(bytes);
         let waiting = self.pending.len();
         let mut at = 0;
         let result = loop {
-            let frame = match self.scanner.scan(&self.input[at..]) {
-                Ok(Some(len)) => resp::decode_frame(&self.input[at..at + len]).map(|f| (f, len)),
-                Ok(None) => break Ok(()),
-                Err(e) => Err(e),
-            };
-            match frame {
-                Ok((frame, len)) => {
+            match self.input.next_frame(at) {
+                Ok(Some((frame, len))) => {
                     let base = at;
                     at += len;
                     if let Err(e) = self.on_frame(frame, base) {
                         break Err(e);
                     }
                 }
+                Ok(None) => break Ok(()),
                 Err(e) => break Err(e.into()),
             }
         };
         if self.pending.len() < waiting {
             self.waiting_since = (!self.pending.is_empty()).then_some(now);
         }
-        self.input.drain(..at);
-        if self.input.is_empty() && self.input.capacity() > 64 * 1024 {
-            self.input = Vec::new();
-        }
+        self.input.consume(at);
         result
     }
 
     fn on_frame(&mut self, frame: Frame, base: usize) -> Result<(), SentinelError> {
-        let text =
-            |range: &std::ops::Range<usize>| &self.input[base + range.start..base + range.end];
+        let text = |range: &std::ops::Range<usize>| self.input.at(base, range);
         let reply = match frame {
             Frame::Push(parts) => {
                 match parts.first().map(text) {

@@ -255,6 +255,7 @@ impl Transport for Connection {
         match &self.stream {
             Stream::Plain(_) => !self.peer_closing,
             // A short read of plaintext or of a frame's payload says nothing of the socket.
+            #[cfg(any(feature = "tls", feature = "ws"))]
             _ => false,
         }
     }

@@ -23,8 +23,8 @@ use rustls::unbuffered::{
     ConnectionState, EncodeError, EncryptError, InsufficientSizeError, UnbufferedStatus,
 };
 
-use crate::chat::Transport;
-use crate::io_errors::{interrupted, would_block};
+use crate::chat::{Transport, write_own_bytes};
+use crate::io_errors::would_block;
 
 /// The rustls this module uses, for hosts that build their configurations with it.
 pub use rustls;
@@ -274,18 +274,7 @@ impl<S: Transport> TlsTransport<S> {
     /// block; then carries a requested shutdown on.
     fn push(&mut self) -> io::Result<()> {
         loop {
-            while self.sent < self.outgoing.len() {
-                match self.io.write(&self.outgoing[self.sent..]) {
-                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                    Ok(n) => self.sent += n,
-                    Err(e) if interrupted(&e) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            if self.outgoing.capacity() > 0 {
-                self.outgoing = Vec::new();
-                self.sent = 0;
-            }
+            write_own_bytes(&mut self.io, &mut self.outgoing, &mut self.sent)?;
             if self.write_side == WriteSide::Shutting
                 && !self.session.is_handshaking()
                 && self.step(Want::CloseNotify)? == Step::Ready(0)

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
 
-use crate::chat::Transport;
+use crate::chat::{Transport, write_own_bytes};
 use crate::http_head::RequestReader;
 use crate::io_errors::{interrupted, would_block};
 use decode::Decoder;
@@ -303,18 +303,7 @@ impl<S: Transport> WsTransport<S> {
     /// carries a requested shutdown on: the close frame, then the stream's write side.
     fn push(&mut self) -> io::Result<()> {
         loop {
-            while self.own_sent < self.own.len() {
-                match self.io.write(&self.own[self.own_sent..]) {
-                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                    Ok(n) => self.own_sent += n,
-                    Err(e) if interrupted(&e) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            if self.own.capacity() > 0 {
-                self.own = Vec::new();
-                self.own_sent = 0;
-            }
+            write_own_bytes(&mut self.io, &mut self.own, &mut self.own_sent)?;
             if self.write_side == WriteSide::Shutting
                 && matches!(self.stage, Stage::Open)
                 && self.close_due.is_none()

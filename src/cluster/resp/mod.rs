@@ -163,17 +163,66 @@ fn string_range(part: &RangeFrame) -> Range<usize> {
     }
 }
 
-/// Appends a read's `bytes` to `input`, the bytes from Redis not decoded yet, growing it (by
-/// doubling) no further than [`MAX_REPLY`] plus one read: the scanner refuses a larger frame,
-/// so that is all a connection's input ever holds.
-pub(crate) fn append_input(input: &mut Vec<u8>, bytes: &[u8]) {
-    let needed = input.len() + bytes.len();
-    if needed > input.capacity() {
-        let bound = (MAX_REPLY + bytes.len()).max(needed);
-        let target = (input.capacity() * 2).clamp(needed, bound);
-        input.reserve_exact(target - input.len());
+/// What came from one RESP connection and is not decoded yet, with the scanner that finds
+/// where each frame ends as its bytes come: the link's and the sentinels' input alike.
+#[derive(Debug, Default)]
+pub(crate) struct RespInput {
+    /// Invariant: at most [`MAX_REPLY`] plus one read's bytes (the scanner refuses a larger
+    /// frame, and [`RespInput::consume`] drops what was decoded).
+    bytes: Vec<u8>,
+    /// Where the frame at the start of `bytes` ends, found as its bytes come.
+    scanner: Scanner,
+}
+
+impl RespInput {
+    /// Appends a read's `bytes`, growing the buffer (by doubling) no further than
+    /// [`MAX_REPLY`] plus one read.
+    pub(crate) fn append(&mut self, bytes: &[u8]) {
+        let input = &mut self.bytes;
+        let needed = input.len() + bytes.len();
+        if needed > input.capacity() {
+            let bound = (MAX_REPLY + bytes.len()).max(needed);
+            let target = (input.capacity() * 2).clamp(needed, bound);
+            input.reserve_exact(target - input.len());
+        }
+        input.extend_from_slice(bytes);
     }
-    input.extend_from_slice(bytes);
+
+    /// The frame that starts at offset `at`, decoded once it is complete, and its length; each
+    /// byte is scanned once over the calls. Call with `at` moved past each frame returned, then
+    /// [`RespInput::consume`] with where it stopped.
+    pub(crate) fn next_frame(&mut self, at: usize) -> Result<Option<(Frame, usize)>, ReplyError> {
+        match self.scanner.scan(&self.bytes[at..])? {
+            Some(len) => Ok(Some((decode_frame(&self.bytes[at..at + len])?, len))),
+            None => Ok(None),
+        }
+    }
+
+    /// The bytes of `range` (a decoded frame's) in the frame that starts at `base`.
+    pub(crate) fn at(&self, base: usize, range: &Range<usize>) -> &[u8] {
+        &self.bytes[base + range.start..base + range.end]
+    }
+
+    /// Drops the first `at` bytes (the frames decoded), and gives back a buffer a large reply
+    /// grew once nothing is left in it.
+    pub(crate) fn consume(&mut self, at: usize) {
+        self.bytes.drain(..at);
+        if self.bytes.is_empty() && self.bytes.capacity() > 64 * 1024 {
+            self.bytes = Vec::new();
+        }
+    }
+
+    /// Forgets everything, for a new connection; the buffer (which a hostile reply may have
+    /// grown to the bound) is given back.
+    pub(crate) fn reset(&mut self) {
+        self.bytes = Vec::new();
+        self.scanner.reset();
+    }
+
+    /// Bytes held undecoded (the buffer's capacity).
+    pub(crate) fn held(&self) -> usize {
+        self.bytes.capacity()
+    }
 }
 
 #[cfg(test)]
