@@ -6,9 +6,11 @@
 #
 # Workload (environment, defaults in brackets): CONNS [1000] connections, SENDERS [= CONNS] of
 # them each sending MESSAGES [200] messages of BYTES [64] bytes to one random other connection
-# (K=1), flat out; connect and login (subscribe) phase included. a-chat is loaded by
-# `a-chat bench`, Redis by `examples/redis_pubsub.rs` (RESP3: each connection subscribes to its
-# own channel and publishes to the others'). Each server is fresh per run, at its default log
+# (K=1), flat out; connect, login (subscribe) and disconnect included. Both servers are loaded
+# by the same generator, `examples/pubsub_load.rs` (`chat` for a-chat; `redis` for Redis: RESP3,
+# each connection subscribes to its own channel and publishes to the others'), which builds
+# every message before it writes the first, so that the server sets the pace (`a-chat bench`
+# does more per message: stamps, order checks). Each server is fresh per run, at its default log
 # level (a-chat: `info`; Redis: `notice`), and counted from outside with
 # `perf stat -e 'syscalls:sys_enter_*' -e task-clock -p PID` (`strace -c -f` where perf is
 # missing: CPU figures are then meaningless). Rounds alternate the servers; each line is one
@@ -20,14 +22,13 @@ rounds=${1:-3}
 shift || true
 cd "$(dirname "$0")/.."
 conns=${CONNS:-1000} senders=${SENDERS:-${CONNS:-1000}} messages=${MESSAGES:-200} bytes=${BYTES:-64}
-cargo build --release -q --example redis_pubsub
+cargo build --release -q --example pubsub_load
 bins=("$@")
 if [ ${#bins[@]} -eq 0 ]; then
     cargo build --release -q
     bins=(target/release/a-chat)
 fi
-bench=${bins[0]}
-driver=target/release/examples/redis_pubsub
+driver=target/release/examples/pubsub_load
 tmp=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$tmp"' EXIT
@@ -80,8 +81,7 @@ achat() { # BINARY
     local pid=$!; pids+=($pid)
     for _ in $(seq 200); do grep -q "listening on" "$tmp/listen" && break; sleep 0.05; done
     local addr; addr=$(awk '/listening on/ {print $3; exit}' "$tmp/listen")
-    count "a-chat $(basename "$bin")" "$pid" "$bench" bench -q --json --addr "$addr" --conns "$conns" \
-        --senders "$senders" --messages "$messages" --fanout 1 --bytes "$bytes"
+    count "a-chat $(basename "$bin")" "$pid" $driver chat "$addr" "$conns" "$senders" "$messages" "$bytes"
     kill $pid; wait $pid 2> /dev/null || true
 }
 
@@ -93,7 +93,7 @@ redis() {
     local pid=$!; pids+=($pid)
     for _ in $(seq 100); do redis-cli -p "$port" ping > /dev/null 2>&1 && break; sleep 0.05; done
     count "redis $(redis-server --version | grep -o 'v=[0-9.]*')" "$pid" \
-        $driver "127.0.0.1:$port" "$conns" "$senders" "$messages" "$bytes"
+        $driver redis "127.0.0.1:$port" "$conns" "$senders" "$messages" "$bytes"
     kill $pid; wait $pid 2> /dev/null || true
 }
 

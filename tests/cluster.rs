@@ -555,18 +555,6 @@ fn patient_node(url: &str) -> ServerProcess {
     server
 }
 
-/// Stops `node` (SIGSTOP) and waits until it is stopped: what comes to it meanwhile waits in
-/// its sockets, and it reads it, in the order it came, once continued (SIGCONT).
-fn pause(node: &ServerProcess) {
-    node.signal(Signal::STOP);
-    eventually("the node is stopped", || {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", node.pid())).ok()?;
-        // The state follows the command's name, which ends with `) `.
-        let state = stat.rsplit_once(") ")?.1.chars().next()?;
-        (state == 'T').then_some(())
-    });
-}
-
 #[test]
 fn a_bounce_for_a_departed_sender_never_reaches_the_next_holder_of_its_name() {
     let redis = RedisServer::start();
@@ -579,7 +567,7 @@ fn a_bounce_for_a_departed_sender_never_reaches_the_next_holder_of_its_name() {
     let mut carol = Client::login(c.addr(), "carol");
     // Bob's node is stopped; bob leaves (his end waits there), and Redis still routes his
     // name to it: the messages to him wait there too, behind his end.
-    pause(&b);
+    b.pause();
     drop(bob);
     alice.send("bob, carol: from alice\n");
     amy.send("bob, carol: from amy\n");
@@ -612,7 +600,7 @@ fn a_message_to_a_receiver_who_left_and_came_back_goes_to_nobody_and_its_sender_
     let mut carol = Client::login(c.addr(), "carol");
     // Bob's node is stopped; bob leaves, a message is routed to him, and he comes back under
     // the same name, all waiting there in that order.
-    pause(&b);
+    b.pause();
     drop(bob);
     alice.send("bob, carol: lost\n");
     carol.expect("from alice: lost");

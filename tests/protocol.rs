@@ -277,3 +277,22 @@ over_both! {
         );
     }
 }
+
+/// Bytes that arrive before the server accepts the connection are read when it does: the
+/// server registers the socket before its first read and relies on the poll to announce what
+/// is already there (`Chat::accept_registered`). The server is stopped while the clients
+/// connect and send, so that their connections wait in the backlog with their lines.
+#[test]
+fn lines_sent_before_the_server_accepts_are_read() {
+    let server = ServerProcess::start(&[]);
+    server.pause();
+    let mut alice = server.connect();
+    alice.send("alice\nalice: before the accept\n");
+    let mut bob = server.connect();
+    bob.send("bob\nbob: before the accept\n");
+    server.signal(util::Signal::CONT);
+    alice.expect("from alice: before the accept");
+    bob.expect("from bob: before the accept");
+    alice.send("bob: after\n");
+    bob.expect("from alice: after");
+}

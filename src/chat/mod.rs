@@ -85,8 +85,9 @@ const SCRATCH_LEN: usize = 64 * 1024;
 /// A driver owns the sockets and the clock, and makes these calls:
 ///
 /// 1. **Accept.** Take the key the connection will get ([`Chat::vacant_key`]), register the
-///    socket under it, then [`Chat::accept`] the transport. `accept` reads at once: bytes that
-///    arrived with the connection are not announced again by an edge-triggered poll.
+///    socket under it, then [`Chat::accept_registered`] the transport: the poll announces the
+///    bytes that arrived before the registration (mio's does, edge-triggered). Under a poll
+///    that would not, [`Chat::accept`] reads them at once.
 /// 2. **Events.** For each readiness event of a connection: [`Chat::on_readable`] reads up to
 ///    the read budget and handles every complete line (routed messages are only queued), and
 ///    [`Chat::on_writable`] notes that the transport takes bytes again.
@@ -174,8 +175,23 @@ impl<T: Transport> Chat<T> {
 
     /// Takes a new connection, reads what already arrived on it, and returns its key (the one
     /// [`Chat::vacant_key`] said). Past `max_conns`, or during a shutdown, it is answered
-    /// `error: server full` and closed.
+    /// `error: server full` and closed. For a poll that reports, at registration, a socket
+    /// that is already readable (mio's: epoll and kqueue do), [`Chat::accept_registered`]
+    /// saves the read.
     pub fn accept(&mut self, io: T, now: Instant) -> usize {
+        let key = self.accept_registered(io, now);
+        if matches!(self.peers[key].phase, Phase::AwaitingName { .. }) {
+            self.read(key, now);
+        }
+        key
+    }
+
+    /// As [`Chat::accept`], without reading: the driver registered the socket first and its
+    /// poll announces the bytes that arrived before the registration (epoll and kqueue report
+    /// a socket that is already readable when it is registered, edge-triggered or not), so the
+    /// first read waits for that event instead of costing a system call that usually finds
+    /// nothing.
+    pub fn accept_registered(&mut self, io: T, now: Instant) -> usize {
         let generation = self.next_generation;
         self.next_generation += 1;
         let deadline = now + self.config.login_timeout;
@@ -192,7 +208,6 @@ impl<T: Transport> Chat<T> {
             self.begin_close(key, CloseReason::ServerFull, now);
         } else {
             self.timers.push(deadline, key, generation);
-            self.read(key, now);
         }
         key
     }

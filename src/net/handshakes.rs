@@ -61,13 +61,7 @@ impl Handshakes {
         !self.queue.is_empty()
     }
 
-    /// `key` was just accepted: a TLS session takes its first step (the core's read in
-    /// `accept` did none), as [`Handshakes::on_readable`].
-    pub(super) fn on_accepted(&mut self, chat: &mut Chat<Connection>, key: usize, now: Instant) {
-        self.on_readable(chat, key, now);
-    }
-
-    /// `key` is readable, or new. A connection in its handshake gets a step now if the turn's
+    /// `key` is readable. A connection in its handshake gets a step now if the turn's
     /// budget allows, or else waits in the queue; any other is read as usual.
     pub(super) fn on_readable(&mut self, chat: &mut Chat<Connection>, key: usize, now: Instant) {
         let Some(connection) = chat.transport_mut(key) else {

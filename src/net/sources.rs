@@ -36,9 +36,6 @@ impl Handshakes {
         false
     }
 
-    /// The core's read in `accept` was the first; nothing more.
-    pub(super) fn on_accepted(&mut self, _: &mut Chat<Connection>, _: usize, _: Instant) {}
-
     pub(super) fn on_readable(&mut self, chat: &mut Chat<Connection>, key: usize, now: Instant) {
         chat.on_readable(key, now);
     }

@@ -10,7 +10,8 @@ use tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
 /// The longest header of a frame the server sends (no mask).
 const MAX_SERVER_HEADER: usize = 10;
 
-/// Frames one write hands to the writer at most (the core hands 64 chunks at a time).
+/// Frames one write hands to the writer at most (the core hands up to 1,024 chunks at a time;
+/// the rest go in the next write).
 const MAX_FRAMES: usize = 64;
 
 /// Slices one write hands to the writer at most: a header and a payload per frame, and the

@@ -237,6 +237,20 @@ impl ServerProcess {
         rustix::process::kill_process(pid, signal).expect("kill");
     }
 
+    /// Stops the server (SIGSTOP) and waits until it is stopped: what comes to it meanwhile
+    /// waits in its sockets (and its listener's backlog), and it reads it, in the order it
+    /// came, once continued (`signal(Signal::CONT)`).
+    #[allow(dead_code)]
+    pub fn pause(&self) {
+        self.signal(Signal::STOP);
+        eventually("the server is stopped", || {
+            let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).ok()?;
+            // The state follows the command's name, which ends with `) `.
+            let state = stat.rsplit_once(") ")?.1.chars().next()?;
+            (state == 'T').then_some(())
+        });
+    }
+
     /// Waits for the server to exit, failing the test after `timeout`.
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         let start = Instant::now();

@@ -86,9 +86,10 @@ impl Server {
             return;
         }
         debug!("#{key} connected from {addr}");
-        let accepted = self.chat.accept(connection, now);
+        // Its first read, or its TLS handshake's first step, waits for the readable event that
+        // the registration above yields if bytes are already there.
+        let accepted = self.chat.accept_registered(connection, now);
         debug_assert_eq!(accepted, key);
-        self.handshakes.on_accepted(&mut self.chat, key, now);
     }
 }
 
