@@ -1,4 +1,4 @@
-//! One connection's protocol state: its lifecycle phase, unfinished line and outbound queue.
+//! One connection's protocol state: its lifecycle phase, name, unfinished line and outbound queue.
 
 use std::fmt;
 use std::io;
