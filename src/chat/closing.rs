@@ -2,7 +2,6 @@
 //! the peer closes), and the graceful shutdown of every connection.
 
 use std::collections::HashMap;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::peer::{CloseReason, Phase, ReadMode};
@@ -38,13 +37,12 @@ impl<T: Transport> Chat<T> {
         }
         // Cluster mode: the peers leave the cluster at once; messages from other nodes find
         // their names free.
-        let names: Vec<(Rc<str>, usize)> = self
-            .directory
-            .entries()
-            .map(|(name, key)| (name.clone(), key))
-            .collect();
-        for (name, key) in &names {
-            self.release_name(*key, self.peers[*key].generation, name);
+        let keys: Vec<usize> = self.directory.keys().collect();
+        for key in keys {
+            let peer = &self.peers[key];
+            if let Some(name) = peer.name {
+                self.release_name(key, peer.generation, &name);
+            }
         }
         let reading: Vec<usize> = self
             .peers
@@ -235,12 +233,12 @@ impl<T: Transport> Chat<T> {
         if let Some(shutdown) = &mut self.shutdown {
             shutdown.draining.remove(&key);
         }
-        let Some(name) = peer.name.clone() else {
+        let Some(name) = peer.name else {
             return;
         };
         match peer.phase {
             Phase::Chatting => {
-                self.directory.log_out(&name);
+                self.directory.log_out(&self.peers, key);
                 // If it got the line being routed: see `route`.
                 self.route.receiver_gone(peer.last_route, &name);
                 self.release_name(key, peer.generation, &name);

@@ -4,6 +4,7 @@
 //! not be handed to a node, and the peers a lost hold or a lost name sends away. Without the
 //! `cluster` feature, the hooks the rest of the core calls are no-ops.
 
+#[cfg(feature = "cluster")]
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -23,7 +24,7 @@ pub(super) enum ClaimStart {
 
 #[cfg(not(feature = "cluster"))]
 impl<T: Transport> Chat<T> {
-    pub(super) fn start_claim(&mut self, _key: usize, _name: &Rc<str>) -> ClaimStart {
+    pub(super) fn start_claim(&mut self, _key: usize, _name: &str) -> ClaimStart {
         ClaimStart::NoCluster
     }
 
@@ -39,7 +40,7 @@ impl<T: Transport> Chat<T> {
         false
     }
 
-    pub(super) fn release_name(&mut self, _key: usize, _generation: u64, _name: &Rc<str>) {}
+    pub(super) fn release_name(&mut self, _key: usize, _generation: u64, _name: &str) {}
 
     pub(super) fn cluster_end_turn(&mut self, _now: Instant) {}
 
@@ -66,7 +67,7 @@ use crate::parse::LineError;
 #[cfg(feature = "cluster")]
 impl<T: Transport> Chat<T> {
     /// Claims `name` for the login `key`.
-    pub(super) fn start_claim(&mut self, key: usize, name: &Rc<str>) -> ClaimStart {
+    pub(super) fn start_claim(&mut self, key: usize, name: &str) -> ClaimStart {
         let who = Who {
             key,
             generation: self.peers[key].generation,
@@ -74,7 +75,7 @@ impl<T: Transport> Chat<T> {
         match &mut self.cluster {
             None => ClaimStart::NoCluster,
             Some(link) => {
-                if link.claim(who, name.clone()) {
+                if link.claim(who, Rc::from(name)) {
                     ClaimStart::Sent
                 } else {
                     ClaimStart::Unavailable
@@ -154,13 +155,14 @@ impl<T: Transport> Chat<T> {
     /// The names of the peers logged in here, each with its connection.
     fn held_names(&self) -> Vec<(Who, Rc<str>)> {
         self.directory
-            .entries()
-            .map(|(name, key)| {
+            .keys()
+            .filter_map(|key| {
+                let peer = &self.peers[key];
                 let who = Who {
                     key,
-                    generation: self.peers[key].generation,
+                    generation: peer.generation,
                 };
-                (who, name.clone())
+                Some((who, Rc::from(&*peer.name?)))
             })
             .collect()
     }
@@ -211,9 +213,9 @@ impl<T: Transport> Chat<T> {
 
     /// Gives the name of a peer that leaves (connection `generation`, at `key` until now) back
     /// to the cluster.
-    pub(super) fn release_name(&mut self, key: usize, generation: u64, name: &Rc<str>) {
+    pub(super) fn release_name(&mut self, key: usize, generation: u64, name: &str) {
         if let Some(link) = &mut self.cluster {
-            link.release(Who { key, generation }, name.clone());
+            link.release(Who { key, generation }, Rc::from(name));
         }
     }
 
@@ -230,7 +232,7 @@ impl<T: Transport> Chat<T> {
                     let current = self.peers.get(who.key).is_some_and(|peer| {
                         peer.generation == who.generation
                             && matches!(peer.phase, Phase::Chatting)
-                            && peer.name.as_ref() == Some(&name)
+                            && peer.name.as_deref() == Some(&*name)
                     });
                     if current {
                         let key = who.key;
@@ -358,7 +360,7 @@ impl<T: Transport> Chat<T> {
     /// The peer logged in here as `name`, if it is connection `conn`.
     fn logged_in_conn(&self, name: &str, conn: u64) -> Option<usize> {
         self.directory
-            .look_up(name)
+            .look_up(&self.peers, name)
             .filter(|&key| self.peers[key].generation == conn)
     }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use log::debug;
 
 use super::cluster::ClaimStart;
-use super::peer::{CloseReason, Contender, Phase, ReadMode};
+use super::peer::{CloseReason, Contender, Name, Phase, ReadMode};
 use super::{Chat, Transport};
 #[cfg(feature = "cluster")]
 use crate::cluster::{Claimed, Who};
@@ -49,13 +49,12 @@ impl<T: Transport> Chat<T> {
             }
             return;
         }
-        let name: Rc<str> = Rc::from(name);
-        match self.start_claim(key, &name) {
+        match self.start_claim(key, name) {
             ClaimStart::NoCluster => self.log_in(key, name),
             ClaimStart::Sent => {
-                self.directory.claim_started(name.clone(), key);
+                self.directory.claim_started(Rc::from(name), key);
                 // Named already, for its disconnect line and for `retire`.
-                self.peers[key].name = Some(name);
+                self.peers[key].name = Name::new(name);
                 self.wait_for_name(key, line, login_deadline, Wait::Claim, now);
                 if let Phase::Claiming(contender) = &mut self.peers[key].phase {
                     contender.contended = contended;
@@ -71,7 +70,7 @@ impl<T: Transport> Chat<T> {
         if self.directory.is_claimed(name) {
             return true;
         }
-        let Some(holder) = self.directory.look_up(name) else {
+        let Some(holder) = self.directory.look_up(&self.peers, name) else {
             return false;
         };
         // Lines it sent while waiting for the cluster's answers are still to be routed.
@@ -148,7 +147,7 @@ impl<T: Transport> Chat<T> {
         };
         match outcome {
             Claimed::Yes => {
-                self.log_in(key, name);
+                self.log_in(key, &name);
                 // The name line is done; what followed it is handled now.
                 let after_name = contender
                     .input
@@ -182,12 +181,13 @@ impl<T: Transport> Chat<T> {
         }
     }
 
-    pub(super) fn log_in(&mut self, key: usize, name: Rc<str>) {
-        self.directory.log_in(name.clone(), key);
-        self.stats.logins += 1;
+    /// `key` logs in as `name` (a valid name, free here).
+    pub(super) fn log_in(&mut self, key: usize, name: &str) {
         let peer = &mut self.peers[key];
+        peer.name = Name::new(name);
         peer.phase = Phase::Chatting;
+        self.directory.log_in(&self.peers, key);
+        self.stats.logins += 1;
         debug!("#{key} logged in as {name}");
-        peer.name = Some(name);
     }
 }

@@ -1,13 +1,13 @@
-//! One connection's protocol state: its lifecycle phase, unfinished line and outbound queue.
+//! One connection's protocol state: its lifecycle phase, name, unfinished line and outbound queue.
 
 use std::fmt;
 use std::io;
-use std::rc::Rc;
+use std::ops::Deref;
 use std::time::Instant;
 
 use super::outbox::Outbox;
 use crate::framer::LineFramer;
-use crate::parse::LineError;
+use crate::parse::{LineError, MAX_NAME_LEN};
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,15 +179,66 @@ impl fmt::Display for CloseReason {
     }
 }
 
+/// A name as a connection holds it: its bytes inline, not behind a pointer, so that a lookup in
+/// the directory (which keeps keys only, and compares the name here) and the sender's
+/// `from NAME:` read no other cache line than the connection's own.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Name {
+    /// Invariant: at most `MAX_NAME_LEN`.
+    len: u8,
+    /// Invariant: `bytes[..len]` is UTF-8 (copied from a `str`); the rest is zero.
+    bytes: [u8; MAX_NAME_LEN],
+}
+
+impl Name {
+    /// `name` held inline; `None` past [`MAX_NAME_LEN`] bytes (a valid name never is).
+    pub(crate) fn new(name: &str) -> Option<Name> {
+        let len = u8::try_from(name.len())
+            .ok()
+            .filter(|&len| usize::from(len) <= MAX_NAME_LEN)?;
+        let mut bytes = [0; MAX_NAME_LEN];
+        bytes[..name.len()].copy_from_slice(name.as_bytes());
+        Some(Name { len, bytes })
+    }
+
+    /// The name's bytes.
+    #[inline]
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl Deref for Name {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        std::str::from_utf8(self.as_bytes()).expect("a name is copied from a str")
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self)
+    }
+}
+
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
 /// A connection as the core sees it: the transport it was given and its protocol state.
+
 #[derive(Debug)]
 pub(crate) struct Peer<T> {
     /// The driver's handle (a socket in the server, a script in tests). The core only reads,
     /// writes and shuts it through [`crate::core::Transport`].
     pub(crate) io: T,
     pub(crate) phase: Phase,
-    /// Set at login and kept until the connection is gone, for its disconnect log line.
-    pub(crate) name: Option<Rc<str>>,
+    /// Set at login and kept until the connection is gone, for its disconnect log line. The
+    /// directory compares names here, in the connection's own cache lines.
+    pub(crate) name: Option<Name>,
     pub(crate) framer: LineFramer,
     pub(crate) outbox: Outbox,
     /// Tells this connection from an earlier one that had the same slab key (stale timers).
@@ -220,5 +271,27 @@ impl<T> Peer<T> {
             size_class: 0,
             class_slot: 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_is_held_inline_up_to_the_longest_valid_one() {
+        let longest = "é".repeat(MAX_NAME_LEN / 2);
+        let name = Name::new(&longest).unwrap();
+        assert_eq!((&*name, name.as_bytes()), (&*longest, longest.as_bytes()));
+        assert_eq!(Name::new("bob").unwrap().to_string(), "bob");
+        assert_eq!(Name::new(&"x".repeat(MAX_NAME_LEN + 1)), None);
+    }
+
+    #[test]
+    fn a_connection_takes_three_cache_lines() {
+        // With a transport of 24 bytes, as the server's `Connection` and the peers bench's
+        // are: what a delivery reads of a sender and of a receiver (docs/performance.md).
+        assert_eq!(std::mem::size_of::<Peer<[u64; 3]>>(), 192);
+        assert_eq!(std::mem::size_of::<Option<Name>>(), MAX_NAME_LEN + 2);
     }
 }

@@ -40,9 +40,9 @@ impl RouteState {
 
     /// The receiver `name`, whose last line has stamp `last_route`, is closed: if it got the
     /// line being routed, a later mention of it in the line is not an unknown name.
-    pub(super) fn receiver_gone(&mut self, last_route: u64, name: &Rc<str>) {
+    pub(super) fn receiver_gone(&mut self, last_route: u64, name: &str) {
         if self.routing && last_route == self.count {
-            self.gone_mid_line.push(name.clone());
+            self.gone_mid_line.push(Rc::from(name));
         }
     }
 
@@ -81,13 +81,13 @@ mod tests {
     #[test]
     fn a_receiver_gone_mid_line_is_remembered_for_that_line_only() {
         let mut route = RouteState::default();
-        let alice: Rc<str> = Rc::from("alice");
+        let alice = "alice";
         // Closed outside routing: nothing to remember.
-        route.receiver_gone(0, &alice);
+        route.receiver_gone(0, alice);
         let first = route.begin_line();
         // One that did not get this line is not remembered either.
-        route.receiver_gone(first - 1, &Rc::from("bob"));
-        route.receiver_gone(first, &alice);
+        route.receiver_gone(first - 1, "bob");
+        route.receiver_gone(first, alice);
         assert!(route.was_gone("alice") && !route.was_gone("bob"));
         route.end_line();
         let second = route.begin_line();

@@ -17,7 +17,8 @@ impl<T: Transport> Chat<T> {
     /// unknown one gets the sender `error: no such peer: DEST`. A receiver whose queue would
     /// overflow is disconnected as a slow consumer; the other receivers are not affected.
     pub(super) fn route(&mut self, sender: usize, message: Message<'_>) {
-        let Some(name) = self.peers[sender].name.clone() else {
+        // Copied out (inline, no allocation): the sender may be closed mid-line.
+        let Some(name) = self.peers[sender].name else {
             return;
         };
         let stamp = self.route.begin_line();
@@ -32,7 +33,7 @@ impl<T: Transport> Chat<T> {
                 // or to make room): the rest of its line goes nowhere.
                 break;
             }
-            let Some(key) = self.directory.look_up(dest) else {
+            let Some(key) = self.directory.look_up(&self.peers, dest) else {
                 // A receiver that got this line and was then disconnected (to make room) is
                 // named again: it was handled where first named.
                 let handled = self.route.was_gone(dest);

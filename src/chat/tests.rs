@@ -355,7 +355,7 @@ fn idle_peer_owns_no_buffers() {
     s.turn();
     s.send(alice, b" line\n");
     s.turn();
-    let key = s.chat.directory.look_up("alice").unwrap();
+    let key = s.chat.directory.look_up(&s.chat.peers, "alice").unwrap();
     let peer = &s.chat.peers[key];
     assert_eq!(peer.framer.buffered(), 0);
     assert!(peer.outbox.is_empty());
