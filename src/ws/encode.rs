@@ -10,13 +10,16 @@ use tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
 /// The longest header of a frame the server sends (no mask).
 const MAX_SERVER_HEADER: usize = 10;
 
-/// Frames one write hands to the writer at most (the core hands up to 1,024 chunks at a time;
-/// the rest go in the next write).
-const MAX_FRAMES: usize = 64;
+/// Frames one write hands to the writer at most: with their slices, within `IOV_MAX` (1,024),
+/// so that a receiver's queue after a busy turn goes out in one `writev`, as over plain TCP.
+const MAX_FRAMES: usize = 340;
 
-/// Slices one write hands to the writer at most: a header and a payload per frame, and the
-/// payloads' splits across chunks.
-const MAX_SLICES: usize = 3 * MAX_FRAMES;
+/// Frames one write plans for when the input has at most this many chunks: the plan and its
+/// slices are arrays filled at every write, small for the common case of a line or a few.
+const SMALL_FRAMES: usize = 16;
+
+/// Slices per frame planned: a header and a payload, and a payload's split across chunks.
+const SLICES_PER_FRAME: usize = 3;
 
 /// A frame the server sends on its own (a pong, a close, a notice), whole.
 pub fn own_frame(opcode: OpCode, payload: &[u8], out: &mut Vec<u8>) {
@@ -102,10 +105,33 @@ impl Encoder {
         &mut self,
         bufs: &[IoSlice<'_>],
         only_partial: bool,
+        write: impl FnMut(&[IoSlice<'_>]) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        if bufs.len() <= SMALL_FRAMES {
+            self.write_planned::<SMALL_FRAMES, { SMALL_FRAMES * SLICES_PER_FRAME }>(
+                bufs,
+                only_partial,
+                write,
+            )
+        } else {
+            self.write_planned::<MAX_FRAMES, { MAX_FRAMES * SLICES_PER_FRAME }>(
+                bufs,
+                only_partial,
+                write,
+            )
+        }
+    }
+
+    /// [`Encoder::write_frames`] with a plan of at most `FRAMES` frames laid out in at most
+    /// `SLICES` slices.
+    fn write_planned<const FRAMES: usize, const SLICES: usize>(
+        &mut self,
+        bufs: &[IoSlice<'_>],
+        only_partial: bool,
         mut write: impl FnMut(&[IoSlice<'_>]) -> io::Result<usize>,
     ) -> io::Result<usize> {
         loop {
-            let mut plan = [Frame::default(); MAX_FRAMES];
+            let mut plan = [Frame::default(); FRAMES];
             let mut frames = self.plan(bufs, &mut plan);
             if only_partial {
                 frames = frames.min(usize::from(self.partial.is_some()));
@@ -113,7 +139,7 @@ impl Encoder {
             if frames == 0 {
                 return Ok(0);
             }
-            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let mut slices = [IoSlice::new(&[]); SLICES];
             let count = lay_out(bufs, &plan[..frames], &mut slices);
             let written = write(&slices[..count])?;
             if written == 0 {
@@ -128,7 +154,7 @@ impl Encoder {
 
     /// Lays out into `plan` the frames for `bufs`: the one under way, then one per line;
     /// returns how many.
-    fn plan(&self, bufs: &[IoSlice<'_>], plan: &mut [Frame; MAX_FRAMES]) -> usize {
+    fn plan(&self, bufs: &[IoSlice<'_>], plan: &mut [Frame]) -> usize {
         let mut frames = 0;
         let mut at = Position::default();
         let mut continuing = self.continuing;
@@ -143,7 +169,7 @@ impl Encoder {
             }
             continuing = !partial.ends_line;
         }
-        while frames < MAX_FRAMES {
+        while frames < plan.len() {
             let Some((length, ends_line)) = at.next_line(bufs) else {
                 break;
             };

@@ -168,6 +168,25 @@ fn lines_become_unmasked_text_frames_through_any_window() {
 }
 
 #[test]
+fn more_lines_than_one_write_plans_go_out_whole_and_in_order() {
+    // 1,000 lines: more than the small plan and than the largest one, over both paths.
+    let lines: Vec<String> = (0..1000).map(|i| format!("from a: {i}")).collect();
+    let input: String = lines.iter().map(|line| format!("{line}\n")).collect();
+    let mut expected = Vec::new();
+    for line in &lines {
+        expected.extend_from_slice(&[0x81, u8::try_from(line.len()).unwrap()]);
+        expected.extend_from_slice(line.as_bytes());
+    }
+    for window in [usize::MAX, 1000, 3] {
+        assert_eq!(
+            encode(input.as_bytes(), window),
+            expected,
+            "window {window}"
+        );
+    }
+}
+
+#[test]
 fn a_line_without_its_newline_goes_out_in_fragments() {
     let mut encoder = Encoder::default();
     let mut out = Vec::new();
