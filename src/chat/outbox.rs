@@ -9,7 +9,8 @@ use super::alloc_cost::{buffer_cost, entries_cost, grown_capacity};
 /// How many queued chunks one `write_vectored` call hands to the kernel at most: `IOV_MAX` on
 /// Linux, macOS and the BSDs (std caps a call there anyway). After a busy turn a receiver gets
 /// what was queued for it in one `writev` where the socket takes it, not one per 64 messages
-/// (issue 20: 4,700 `writev` for 200,000 deliveries at K=1 became 2,xxx).
+/// (K=1 flat out, 1,000 peers, 200,000 deliveries: 5,460-5,580 `writev` became 2,990-3,950,
+/// 1,000 of them the logins' own messages; `benches/syscalls.sh`).
 const MAX_SLICES: usize = 1024;
 
 /// A queue this short lays its slices out in a small array (1 KiB to fill); a longer one in one
@@ -141,8 +142,7 @@ impl Outbox {
             self.lay_out(&mut slices[..count]);
             writer.write_vectored(&slices[..count])?
         } else {
-            // On the stack too (16 KiB): a heap allocation of that size makes glibc consolidate
-            // the small chunks that the messages just written freed.
+            // On the stack too: nothing is allocated on the write path.
             let mut slices = [IoSlice::new(&[]); MAX_SLICES];
             self.lay_out(&mut slices[..count]);
             writer.write_vectored(&slices[..count])?

@@ -229,7 +229,6 @@ impl fmt::Debug for Name {
 }
 
 /// A connection as the core sees it: the transport it was given and its protocol state.
-
 #[derive(Debug)]
 pub(crate) struct Peer<T> {
     /// The driver's handle (a socket in the server, a script in tests). The core only reads,
