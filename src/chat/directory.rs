@@ -99,29 +99,25 @@ impl Directory {
     #[inline]
     pub(super) fn look_up<T>(&self, peers: &Slab<Peer<T>>, name: &str) -> Option<usize> {
         let name = name.as_bytes();
-        let tag = self.tag(name);
-        let mut at = self.home(tag);
-        loop {
-            let slot = self.slots[at];
-            if slot == 0 {
-                return None;
-            }
-            if tag_of(slot) == tag && name_of(peers, key_of(slot)) == name {
-                return Some(key_of(slot));
-            }
-            at = (at + 1) & self.mask();
-        }
+        let at = self.find(self.tag(name), |key| name_of(peers, key) == name)?;
+        Some(key_of(self.slots[at]))
     }
 
     /// Where `key`, listed with `tag`, is.
     fn position(&self, tag: u32, key: usize) -> Option<usize> {
+        self.find(tag, |listed| listed == key)
+    }
+
+    /// The slot, from the home of `tag` on up to the first empty one, whose entry has `tag`
+    /// and a key that `is_it` accepts.
+    fn find(&self, tag: u32, mut is_it: impl FnMut(usize) -> bool) -> Option<usize> {
         let mut at = self.home(tag);
         loop {
             let slot = self.slots[at];
             if slot == 0 {
                 return None;
             }
-            if tag_of(slot) == tag && key_of(slot) == key {
+            if tag_of(slot) == tag && is_it(key_of(slot)) {
                 return Some(at);
             }
             at = (at + 1) & self.mask();

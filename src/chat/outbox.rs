@@ -138,26 +138,28 @@ impl Outbox {
         let written = if count == 0 {
             return Ok(0);
         } else if count <= SMALL_SLICES {
-            let mut slices = [IoSlice::new(&[]); SMALL_SLICES];
-            self.lay_out(&mut slices[..count]);
-            writer.write_vectored(&slices[..count])?
+            self.write_slices::<SMALL_SLICES>(count, writer)?
         } else {
             // On the stack too: nothing is allocated on the write path.
-            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-            self.lay_out(&mut slices[..count]);
-            writer.write_vectored(&slices[..count])?
+            self.write_slices::<MAX_SLICES>(count, writer)?
         };
         self.consume(written);
         Ok(written)
     }
 
-    /// Fills `slices` with the first `slices.len()` chunks, the front one from its first
-    /// unwritten byte. `slices` is not empty and no longer than the queue.
-    fn lay_out<'a>(&'a self, slices: &mut [IoSlice<'a>]) {
-        for (slot, chunk) in slices.iter_mut().zip(&self.chunks) {
+    /// One `write_vectored` of the first `count` chunks (at least one, at most `N`), the front
+    /// one from its first unwritten byte, laid out in an array of `N` slices.
+    fn write_slices<const N: usize>(
+        &self,
+        count: usize,
+        writer: &mut impl Write,
+    ) -> io::Result<usize> {
+        let mut slices = [IoSlice::new(&[]); N];
+        for (slot, chunk) in slices[..count].iter_mut().zip(&self.chunks) {
             *slot = IoSlice::new(chunk);
         }
         slices[0] = IoSlice::new(&self.chunks[0][self.front_written..]);
+        writer.write_vectored(&slices[..count])
     }
 
     /// Drops everything queued; returns how many bytes were dropped.
